@@ -1,0 +1,30 @@
+"""Shared fixtures. Every test runs offline: a guard turns any network connection into a failure."""
+
+import socket
+
+import pytest
+
+
+class NetworkAccessError(AssertionError):
+    """Raised when a test tries to open a network connection."""
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Fail any test that tries to reach the network (downloads must never run in tests)."""
+
+    def refuse(*args, **kwargs):
+        raise NetworkAccessError("a test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Point the weight cache at an empty folder so tests never see a user's real cache."""
+    home = tmp_path_factory.mktemp("impasto_home")
+    monkeypatch.setenv("IMPASTO_HOME", str(home))
+    return home
