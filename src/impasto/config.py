@@ -1,0 +1,59 @@
+"""Helpers for method configuration dataclasses: one field = one option, with its help text.
+
+Each method declares a dataclass whose fields carry ``metadata={"help": ..., "choices": ...,
+"min": ..., "max": ...}``. The CLI and (later) the web form are built from these, and
+``validate_config`` checks every value at the public boundary with messages built from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .errors import InputError
+
+
+def option(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
+           max: float | None = None, cli: bool = True) -> Any:  # fmt: skip
+    """A dataclass field with the metadata the CLI and validation read."""
+    metadata = {"help": help, "choices": choices, "min": min, "max": max, "cli": cli}
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def validate_config(config: Any) -> None:
+    """Raise InputError naming the option, the bad value and the accepted range or choices."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        meta = field.metadata
+        name = flag_name(field.name)
+        if value is None:
+            continue
+        choices = meta.get("choices")
+        if choices is not None and value not in choices:
+            raise InputError(f"{name}: '{value}' is not one of: {', '.join(map(str, choices))}")
+        low, high = meta.get("min"), meta.get("max")
+        if low is not None and value < low:
+            raise InputError(f"{name}: {value} is below the minimum {low}")
+        if high is not None and value > high:
+            raise InputError(f"{name}: {value} is above the maximum {high}")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Build ``cls`` from a dict, refusing unknown keys (e.g. from a saved config.json)."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise InputError(f"unknown option(s) for {cls.__name__}: {', '.join(unknown)}")
+    config = cls(**values)
+    validate_config(config)
+    return config

@@ -1,0 +1,37 @@
+"""Device choice and per-device speed settings shared by every method."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .errors import InputError
+
+DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; an unavailable explicit choice raises."""
+    if name not in DEVICE_CHOICES:
+        raise InputError(f"unknown device '{name}'; choose from: {', '.join(DEVICE_CHOICES)}")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise InputError("--device cuda: no CUDA GPU is available (try --device auto or cpu)")
+    if name == "mps" and not mps:
+        raise InputError("--device mps: Apple MPS is not available (try --device auto or cpu)")
+    return torch.device(name)
+
+
+def configure_for_speed(device: torch.device) -> None:
+    """TF32 matmuls/convs on CUDA; on the CPU use every core this process may run on."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    elif device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        torch.set_num_threads(max(1, cores or 1))

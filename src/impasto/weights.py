@@ -1,0 +1,344 @@
+"""Where model weights come from: URL + sha256 + licence, the cache folder, offline mode, loading.
+
+Every download is streamed into a hidden ``.part`` file next to its final place, hashed while it
+is written, checked against the expected size and sha256, and only then renamed into the cache
+with :func:`os.replace` (atomic), so the cache never holds a partial or unverified file.
+The library never prints: progress goes to an optional ``progress(bytes_done, bytes_total)``
+callback, and every problem a user can fix raises :class:`~impasto.errors.WeightsError`.
+
+``torch`` and ``safetensors`` are imported only when a file is loaded, so the CLI can list,
+check and download weights without paying for importing torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import platformdirs
+
+from impasto import __version__
+from impasto.errors import WeightsError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "VGG19",
+    "ProgressCallback",
+    "WeightSpec",
+    "cached_path",
+    "download",
+    "ensure",
+    "home_dir",
+    "is_offline",
+    "load_state_dict",
+    "reachable",
+    "sha256_of",
+    "verify",
+    "weights_dir",
+]
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(bytes_done, bytes_total)`` after each chunk of a download."""
+
+_TRUE_VALUES = ("1", "true", "yes", "on")
+_CHUNK = 1 << 20  # 1 MiB: few callbacks for a 550 MB file, small memory footprint
+_WEIGHTS_HINT = "download them elsewhere and pass --weights PATH"
+
+# Errors from urlopen() or response.read() that mean "the network or the server failed"; anything
+# else (a bug, the test suite's network guard, a progress callback raising Cancelled) propagates
+# unchanged after cleanup. URLError, HTTPError, TimeoutError and ssl.SSLError are OSErrors.
+_NETWORK_ERRORS = (OSError, http.client.HTTPException, ValueError)
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One downloadable weights file: where it lives, what it must hash to, and its licence."""
+
+    name: str  # short name used by the CLI, e.g. "vgg19"
+    url: str
+    sha256: str  # full 64-hex digest of the file
+    size: int  # bytes; for progress and a cheap cache check
+    filename: str  # name inside weights_dir()
+    license: str
+    source: str  # human-readable provenance
+
+
+VGG19 = WeightSpec(
+    name="vgg19",
+    url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
+    size=574_673_361,
+    filename="vgg19-dcbb9e9d.pth",
+    license="BSD-3-Clause (torchvision model weights)",
+    source="torchvision ImageNet VGG-19 weights (Simonyan & Zisserman 2014)",
+)
+
+
+def home_dir() -> Path:
+    """The impasto data folder: ``$IMPASTO_HOME`` if set, else the user's cache dir. Not created."""
+    env = os.environ.get("IMPASTO_HOME", "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("impasto"))
+
+
+def weights_dir() -> Path:
+    """The folder holding downloaded weights (``home_dir() / "weights"``). Not created here."""
+    return home_dir() / "weights"
+
+
+def is_offline() -> bool:
+    """True when ``IMPASTO_OFFLINE`` is 1/true/yes/on (any case): never touch the network."""
+    return os.environ.get("IMPASTO_OFFLINE", "").strip().lower() in _TRUE_VALUES
+
+
+def cached_path(spec: WeightSpec) -> Path | None:
+    """The cached file for ``spec`` if it exists with the expected size, else None (no hashing)."""
+    path = weights_dir() / spec.filename
+    try:
+        if path.is_file() and path.stat().st_size == spec.size:
+            return path
+    except OSError:
+        pass
+    return None
+
+
+def sha256_of(path: str | os.PathLike[str], chunk: int = _CHUNK) -> str:
+    """Hex sha256 digest of a file, read in ``chunk``-byte pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: str | os.PathLike[str], spec: WeightSpec) -> None:
+    """Raise WeightsError unless the file's sha256 equals ``spec.sha256``."""
+    path = Path(path)
+    try:
+        got = sha256_of(path)
+    except OSError as error:
+        raise WeightsError(f"cannot read weights file {path}: {error.strerror or error}") from error
+    if got != spec.sha256.lower():
+        raise WeightsError(
+            f"checksum mismatch for {path.name} ({spec.name}): "
+            f"expected sha256 {spec.sha256}, got {got}"
+        )
+
+
+def _describe(error: BaseException, timeout: float) -> str:
+    """A short human reason for a network failure."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, TimeoutError):
+        return f"timed out after {timeout:g} s"
+    if isinstance(error, urllib.error.URLError):
+        reason = error.reason
+        if isinstance(reason, TimeoutError):
+            return f"timed out after {timeout:g} s"
+        return str(reason) or type(reason).__name__
+    return str(error) or type(error).__name__
+
+
+def download(
+    spec: WeightSpec,
+    *,
+    progress: ProgressCallback | None = None,
+    timeout: float = 30.0,
+    urlopen: Callable | None = None,
+) -> Path:
+    """Download ``spec`` into the cache, verify size and sha256, and return its path.
+
+    ``urlopen`` is injectable for tests (default :func:`urllib.request.urlopen`) and is called
+    as ``urlopen(request, timeout=timeout)``. On any failure or interrupt the partial file is
+    removed; network errors become WeightsError, anything else (e.g. KeyboardInterrupt, an
+    exception raised by ``progress``) is re-raised unchanged.
+    """
+    if is_offline():
+        raise WeightsError(
+            f"cannot download {spec.name} weights: IMPASTO_OFFLINE is set; "
+            f"unset it (or set IMPASTO_OFFLINE=0), or pass --weights PATH"
+        )
+    opener = urllib.request.urlopen if urlopen is None else urlopen
+    target_dir = weights_dir()
+    target = target_dir / spec.filename
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target_dir, prefix=f".{spec.filename}.", suffix=".part")
+    except OSError as error:
+        raise WeightsError(f"cannot write into weights folder {target_dir}: {error}") from error
+
+    tmp = Path(tmp_name)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out:
+                done, digest = _fetch(spec, out, opener, timeout, progress)
+        except OSError as error:  # network errors are already WeightsError: this is the disk
+            raise WeightsError(f"cannot write {tmp}: {error}") from error
+        if done != spec.size:
+            raise WeightsError(
+                f"size mismatch for {spec.filename} from {spec.url}: "
+                f"expected {spec.size} bytes, got {done}; the download was discarded"
+            )
+        if digest != spec.sha256.lower():
+            raise WeightsError(
+                f"checksum mismatch for {spec.filename} from {spec.url}: "
+                f"expected sha256 {spec.sha256}, got {digest}; the download was discarded"
+            )
+        try:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache may be shared between users
+            os.replace(tmp, target)  # atomic: concurrent downloads of the same file are safe
+        except OSError as error:
+            raise WeightsError(f"cannot move the download into {target}: {error}") from error
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _fetch(
+    spec: WeightSpec,
+    out: BinaryIO,
+    opener: Callable,
+    timeout: float,
+    progress: ProgressCallback | None,
+) -> tuple[int, str]:
+    """Stream ``spec.url`` into ``out``; return (bytes written, sha256 hex).
+
+    Only failures of the connection or the server become WeightsError here; an exception raised
+    by ``progress`` (e.g. Cancelled) or a KeyboardInterrupt passes through unchanged.
+    """
+    request = urllib.request.Request(spec.url, headers={"User-Agent": f"impasto/{__version__}"})
+    try:
+        response = opener(request, timeout=timeout)
+    except _NETWORK_ERRORS as error:
+        raise _network_error(spec, error, timeout) from error
+    digest = hashlib.sha256()
+    done = 0
+    try:
+        length = str(response.headers.get("Content-Length") or "").strip()
+        total = int(length) if length.isdigit() else spec.size
+        if total != spec.size:
+            # Fail before fetching hundreds of MB that cannot match.
+            raise WeightsError(
+                f"size mismatch for {spec.filename} from {spec.url}: server reports {total} "
+                f"bytes, expected {spec.size}; the URL may be wrong or the file replaced"
+            )
+        if progress is not None:
+            progress(0, total)
+        while True:
+            try:
+                block = response.read(_CHUNK)
+            except _NETWORK_ERRORS as error:
+                raise _network_error(spec, error, timeout) from error
+            if not block:
+                break
+            done += len(block)
+            if done > spec.size:
+                raise WeightsError(
+                    f"size mismatch for {spec.filename} from {spec.url}: received more than "
+                    f"the expected {spec.size} bytes; the download was discarded"
+                )
+            digest.update(block)
+            out.write(block)
+            if progress is not None:
+                progress(done, total)
+    finally:
+        if hasattr(response, "close"):
+            response.close()
+    return done, digest.hexdigest()
+
+
+def _network_error(spec: WeightSpec, error: BaseException, timeout: float) -> WeightsError:
+    """The one-line WeightsError for a failed connection or read."""
+    return WeightsError(
+        f"could not download {spec.name} weights from {spec.url}: "
+        f"{_describe(error, timeout)}; {_WEIGHTS_HINT}"
+    )
+
+
+def ensure(
+    spec: WeightSpec,
+    *,
+    progress: ProgressCallback | None = None,
+    allow_download: bool = True,
+) -> Path:
+    """Return the cached file for ``spec``, downloading it first when allowed and online."""
+    path = cached_path(spec)
+    if path is not None:
+        return path
+    if is_offline() or not allow_download:
+        if is_offline():
+            why = "IMPASTO_OFFLINE is set"
+            how = f"set IMPASTO_OFFLINE=0, check the network and run `impasto download {spec.name}`"
+        else:
+            why = "downloading is disabled"
+            how = f"run `impasto download {spec.name}`"
+        raise WeightsError(
+            f"{spec.name} weights are not in the cache ({weights_dir() / spec.filename}) "
+            f"and {why}: {how}, or pass --weights PATH to a local copy"
+        )
+    return download(spec, progress=progress)
+
+
+def reachable(spec: WeightSpec, timeout: float = 3.0, urlopen: Callable | None = None) -> bool:
+    """True if a HEAD request to ``spec.url`` succeeds within ``timeout``; False when offline."""
+    if is_offline():
+        return False
+    opener = urllib.request.urlopen if urlopen is None else urlopen
+    request = urllib.request.Request(
+        spec.url, method="HEAD", headers={"User-Agent": f"impasto/{__version__}"}
+    )
+    try:
+        response = opener(request, timeout=timeout)
+        try:
+            status = getattr(response, "status", 200)
+            return status is None or 200 <= int(status) < 400
+        finally:
+            if hasattr(response, "close"):
+                response.close()
+    except Exception:
+        return False
+
+
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Load a state dict of tensors on the CPU, safely (never unpickles arbitrary objects).
+
+    ``.safetensors`` files go through :func:`safetensors.torch.load_file`; anything else through
+    ``torch.load(..., weights_only=True)``. Raises WeightsError naming the file on any failure.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightsError(
+            f"{path} is not a weights file or corrupt ({type(error).__name__}: {reason})"
+        ) from error
+    if not isinstance(state, dict) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
+    ):
+        raise WeightsError(
+            f"{path} is not a weights file or corrupt: expected a state dict of named tensors, "
+            f"got {type(state).__name__}"
+        )
+    return dict(state)
