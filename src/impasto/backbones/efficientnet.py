@@ -55,7 +55,7 @@ def _conv_bn(conv: nn.Conv2d, channels: int) -> tuple[nn.Conv2d, nn.BatchNorm2d]
 
 
 class MBConv(nn.Module):
-    """Mobile inverted bottleneck: 1x1 expand, depthwise kxk, 1x1 project, skip when shapes match."""
+    """Mobile inverted bottleneck: 1x1 expand, depthwise kxk, 1x1 project, skip if shapes match."""
 
     def __init__(self, in_ch: int, out_ch: int, expand: int, kernel: int, stride: int) -> None:
         super().__init__()

@@ -14,16 +14,6 @@ from torch import nn
 from ..weights import VGG19 as WEIGHTS
 from .base import Backbone, LayerDefaults
 
-WEIGHTS = WeightSpec(
-    name="vgg19",
-    url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-    sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
-    size=574_673_361,
-    filename="vgg19-dcbb9e9d.pth",
-    license="BSD-3-Clause (torchvision model weights)",
-    source="torchvision ImageNet VGG-19 weights (Simonyan & Zisserman 2014)",
-)
-
 # Channels per block; "M" ends a block with pooling.
 VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
                 512, 512, 512, 512, "M")  # fmt: skip
