@@ -1,6 +1,28 @@
 """impasto: neural style transfer toolkit.
 
-Importing this package imports no method, no optional dependency, and touches no disk or network.
+Importing this package imports no method, no optional dependency, and touches no disk or network:
+the public names below are loaded on first use.
 """
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "stylize": "impasto.api",
+    "METHOD_CHOICES": "impasto.api",
+    "load_image": "impasto.images",
+    "save_image": "impasto.images",
+    "load_backbone": "impasto.backbones",
+    "ImpastoError": "impasto.errors",
+    "InputError": "impasto.errors",
+    "WeightsError": "impasto.errors",
+    "Cancelled": "impasto.errors",
+}
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'impasto' has no attribute {name!r}")

@@ -90,6 +90,7 @@ class GatysResult:
     device: str = ""
     seconds: float = 0.0
     scale_sizes: list[int] = field(default_factory=list)
+    alpha: torch.Tensor | None = None  # set by impasto.stylize from the content file
 
 
 def scale_sizes(size: int, scales: int | None = None) -> list[int]:
