@@ -5,8 +5,12 @@ import socket
 import pytest
 
 
-class NetworkAccessError(AssertionError):
-    """Raised when a test tries to open a network connection."""
+class NetworkAccessError(BaseException):
+    """Raised when a test tries to open a network connection.
+
+    A BaseException (like KeyboardInterrupt) so that library code catching ``Exception``
+    (e.g. a reachability probe) cannot swallow it and hide the attempt.
+    """
 
 
 @pytest.fixture(autouse=True)

@@ -363,15 +363,28 @@ def exception_chain(error):
 
 def test_network_guard_stops_real_download():
     """The conftest guard must make a real download fail at once (not hang, not download)."""
-    with pytest.raises((WeightsError, AssertionError)) as info:
+    from conftest import NetworkAccessError
+
+    with pytest.raises((WeightsError, NetworkAccessError)) as info:
         weights.download(VGG19, timeout=2.0)
     names = [type(e).__name__ for e in exception_chain(info.value)]
     assert "NetworkAccessError" in names, names
     assert cache_entries() == []
 
 
-def test_reachable_is_false_under_network_guard():
-    assert weights.reachable(VGG19, timeout=1.0) is False
+def test_reachable_cannot_swallow_the_network_guard():
+    """The guard is a BaseException, so even a probe that catches Exception cannot hide it."""
+    from conftest import NetworkAccessError
+
+    with pytest.raises(NetworkAccessError):
+        weights.reachable(VGG19, timeout=1.0)
+
+
+def test_reachable_is_false_when_the_request_fails():
+    def failing_urlopen(request, timeout):
+        raise OSError("no route to host")
+
+    assert weights.reachable(VGG19, timeout=1.0, urlopen=failing_urlopen) is False
 
 
 # --- loading ---------------------------------------------------------------------------------

@@ -186,7 +186,7 @@ def _too_large_message(name: str, pixels: int | None, cap: int) -> str:
     size = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
     return (
         f"cannot read image '{name}': {size} exceeds the limit of {cap:,} pixels "
-        f"(raise it with the environment variable {MAX_PIXELS_ENV} or max_pixels)"
+        f"(raise it with --max-pixels or the environment variable {MAX_PIXELS_ENV})"
     )
 
 

@@ -36,7 +36,7 @@ BACKBONES: dict[str, BackboneEntry] = {
             "vgg19",
             "vgg:build",
             "BSD-3-Clause (torchvision weights)",
-            "downloaded on first use (548 MB), or `impasto download vgg19`, or --weights PATH",
+            "downloaded on first use (575 MB), or `impasto download vgg19`, or --weights PATH",
             "VGG-19, the classic Gatys loss network; best quality, heavy on CPU",
         ),
         BackboneEntry(

@@ -1,0 +1,719 @@
+"""Tests for the command line: exit codes, one-line errors, outputs, progress, downloads.
+
+Stylising runs use the random ``tiny`` backbone at 40 px with two steps (well under a second
+each). Most tests call ``impasto.cli.main`` in-process; two run the real entry points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from impasto import cli, weights
+from impasto.errors import InputError
+from impasto.methods import gatys
+
+FAST = ["--backbone", "tiny", "--size", "40", "--steps", "2", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """One torch thread: tiny convolutions are slower with several threads on a busy machine.
+
+    OMP_NUM_THREADS also stops ``devices.configure_for_speed`` from raising the thread count.
+    """
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture
+def pics(tmp_path):
+    """A 50x40 content image and two 32x32 style images (random colours, fixed seed)."""
+    rng = np.random.default_rng(0)
+    paths = {}
+    for name, (width, height) in {
+        "content": (50, 40),
+        "style": (32, 32),
+        "style2": (32, 32),
+    }.items():
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+        paths[name] = path
+    paths["out"] = tmp_path / "out.png"
+    return paths
+
+
+@pytest.fixture
+def no_heavy_work(monkeypatch):
+    """Make reaching the backbone or the method fail: errors must be found before that."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the CLI went on to heavy work despite a bad input")
+
+    monkeypatch.setattr("impasto.api.stylize", forbidden)
+    monkeypatch.setattr("impasto.backbones.resolve_backbone_name", forbidden)
+
+
+def run(capsys, *argv):
+    code = cli.main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_line(err: str, prefix: str = "impasto: error: ") -> str:
+    """The single non-empty stderr line, checked to start with ``prefix``."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(prefix), lines[0]
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def stylize_args(pics, *extra, content=None, styles=None, out=None):
+    styles = styles if styles is not None else [pics["style"]]
+    return ["stylize", content or pics["content"], *styles, "-o", out or pics["out"], *FAST, *extra]
+
+
+def assert_usage_error(capsys, pics, argv, *needles):
+    code, out, err = run(capsys, *argv)
+    assert code == 2, err
+    line = error_line(err)
+    for needle in needles:
+        assert needle in line, line
+    assert not pics["out"].exists()
+    return line
+
+
+# --------------------------------------------------------------------------- bad input files
+
+
+def _write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _truncated_png(tmp_path: Path) -> Path:
+    full = tmp_path / "whole.png"
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(full)
+    data = full.read_bytes()
+    return _write_bytes(tmp_path, "truncated.png", data[: len(data) // 2])
+
+
+BAD_FILES = {
+    "missing": lambda tmp: tmp / "missing.png",
+    "directory": lambda tmp: (tmp / "folder.png").mkdir() or tmp / "folder.png",
+    "text": lambda tmp: _write_bytes(tmp, "x.png", b"this is not an image\n"),
+    "truncated": _truncated_png,
+    "random-jpg": lambda tmp: _write_bytes(tmp, "noise.jpg", os.urandom(2048)),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_FILES)
+@pytest.mark.parametrize("role", ["content", "style"])
+def test_bad_image_file_is_one_line_before_any_heavy_work(
+    capsys, pics, tmp_path, no_heavy_work, kind, role
+):
+    bad = BAD_FILES[kind](tmp_path)
+    if role == "content":
+        argv = stylize_args(pics, content=bad)
+    else:
+        argv = stylize_args(pics, styles=[pics["style"], bad])
+    line = assert_usage_error(capsys, pics, argv, bad.name)
+    if kind == "directory":
+        assert "directory" in line
+
+
+def test_image_over_max_pixels(capsys, pics, no_heavy_work):
+    assert_usage_error(
+        capsys, pics, stylize_args(pics, "--max-pixels", "1000"), "content.png", "pixels"
+    )
+
+
+# --------------------------------------------------------------------------- bad output paths
+
+
+def test_unknown_output_extension(capsys, pics, no_heavy_work):
+    out = pics["out"].with_suffix(".gif")
+    assert_usage_error(capsys, pics, stylize_args(pics, out=out), ".gif")
+    assert not out.exists()
+
+
+def test_output_equal_to_content_leaves_content_alone(capsys, pics, no_heavy_work):
+    before = pics["content"].read_bytes()
+    assert_usage_error(
+        capsys, pics, stylize_args(pics, out=pics["content"]), "content.png", "overwrite"
+    )
+    assert pics["content"].read_bytes() == before
+
+
+def test_output_equal_to_a_style_is_refused(capsys, pics, no_heavy_work):
+    spelled = pics["style"].parent / "." / pics["style"].name
+    assert_usage_error(capsys, pics, stylize_args(pics, out=spelled), "overwrite")
+
+
+def test_output_in_missing_folder(capsys, pics, tmp_path, no_heavy_work):
+    out = tmp_path / "no-such-folder" / "out.png"
+    assert_usage_error(capsys, pics, stylize_args(pics, out=out), "no-such-folder")
+    assert not out.parent.exists()
+
+
+def test_output_is_a_directory(capsys, pics, tmp_path, no_heavy_work):
+    out = tmp_path / "taken.png"
+    out.mkdir()
+    assert_usage_error(capsys, pics, stylize_args(pics, out=out), "taken.png", "directory")
+
+
+# --------------------------------------------------------------------------- bad option values
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--size", "0"], ["--size", "0"]),
+        (["--size", "9000"], ["--size", "9000"]),
+        (["--steps", "0"], ["--steps"]),
+        (["--steps", "-1"], ["--steps"]),
+        (["--steps", "two"], ["--steps", "two"]),
+        (["--style-weight", "-1"], ["--style-weight"]),
+        (["--style-weight", "nan"], ["--style-weight", "nan"]),
+        (["--content-weight", "lots"], ["--content-weight", "lots"]),
+        (["--style-scale", "0"], ["--style-scale"]),
+        (["--learning-rate", "1000"], ["--learning-rate"]),
+        (["--scales", "0"], ["--scales"]),
+        (["--seed", "-3"], ["--seed"]),
+        (["--save-every", "-1"], ["--save-every"]),
+        (["--preserve-color", "sepia"], ["--preserve-color", "sepia"]),
+        (["--backbone", "nope"], ["--backbone", "nope"]),
+        (["--optimizer", "sgd"], ["--optimizer", "sgd"]),
+        (["--method", "magic"], ["--method", "magic"]),
+        (["--frobnicate"], ["--frobnicate"]),
+        (["--style"], ["--style"]),  # no abbreviations: --style is not --style-weight
+        (["--max-pixels", "0"], ["--max-pixels"]),
+        (["--style-blend", "0.5", "0.5"], ["--style-blend", "2", "1 style"]),
+        (["--style-layers", "relu1_1:heavy"], ["--style-layers", "heavy"]),
+        (["--style-layers", "relu1_1:-1"], ["--style-layers"]),
+        (["--style-layers", "relu1_1", "relu1_1:2"], ["--style-layers", "relu1_1"]),
+    ],
+)
+def test_bad_option_value_is_one_line_naming_the_option(
+    capsys, pics, no_heavy_work, extra, needles
+):
+    assert_usage_error(capsys, pics, stylize_args(pics, *extra), *needles)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_a_gpu(capsys, pics, no_heavy_work):
+    assert_usage_error(capsys, pics, stylize_args(pics, "--device", "cuda"), "--device", "cuda")
+
+
+def test_missing_weights_file(capsys, pics, tmp_path, no_heavy_work):
+    missing = tmp_path / "vgg-local.pth"
+    assert_usage_error(
+        capsys, pics, stylize_args(pics, "--weights", missing), "--weights", "vgg-local.pth"
+    )
+
+
+def test_unknown_style_layer_names_the_layer(capsys, pics):
+    assert_usage_error(capsys, pics, stylize_args(pics, "--style-layers", "relu9_9"), "relu9_9")
+
+
+def test_unknown_content_layer_names_the_layer(capsys, pics):
+    assert_usage_error(capsys, pics, stylize_args(pics, "--content-layers", "conv7_7"), "conv7_7")
+
+
+def test_missing_output_option(capsys, pics):
+    code, _, err = run(capsys, "stylize", pics["content"], pics["style"])
+    assert code == 2
+    assert "-o/--output" in error_line(err)
+
+
+def test_no_command(capsys):
+    code, _, err = run(capsys)
+    assert code == 2
+    assert "COMMAND" in error_line(err)
+
+
+def test_unknown_command(capsys):
+    code, _, err = run(capsys, "paint")
+    assert code == 2
+    assert "paint" in error_line(err)
+
+
+# --------------------------------------------------------------------------- valid runs
+
+
+def test_stylize_writes_png_of_the_requested_size(capsys, pics):
+    code, out, err = run(capsys, *stylize_args(pics))
+    assert code == 0, err
+    with Image.open(pics["out"]) as image:
+        assert image.format == "PNG"
+        assert image.size == (40, 32)  # 50x40 content, long side 40
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"wrote {pics['out']} (40x32) in ")
+    assert last.endswith("tiny on cpu")
+    assert out == ""
+    assert [p.name for p in pics["out"].parent.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    ("suffix", "pil_format"), [(".jpg", "JPEG"), (".webp", "WEBP"), (".tif", "TIFF")]
+)
+def test_other_output_formats(capsys, pics, suffix, pil_format):
+    out = pics["out"].with_suffix(suffix)
+    code, _, err = run(capsys, *stylize_args(pics, out=out))
+    assert code == 0, err
+    with Image.open(out) as image:
+        assert image.format == pil_format
+        assert image.size == (40, 32)
+
+
+def test_two_styles_with_blend(capsys, pics):
+    argv = stylize_args(pics, "--style-blend", "0.7", "0.3", styles=[pics["style"], pics["style2"]])
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert pics["out"].is_file()
+
+
+def test_custom_layers_and_local_weights(capsys, pics, tmp_path):
+    from impasto.backbones.tiny import TinyBackbone
+
+    local = tmp_path / "tiny.pt"
+    torch.save(TinyBackbone(seed=3).state_dict(), local)
+    argv = stylize_args(
+        pics,
+        "--weights",
+        local,
+        "--content-layers",
+        "relu2_1",
+        "--style-layers",
+        "relu1_1:0.5",
+        "relu2_1",
+    )
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert pics["out"].is_file()
+
+
+def test_save_every_writes_intermediate_images(capsys, pics):
+    code, _, err = run(capsys, *stylize_args(pics, "--save-every", "1"))
+    assert code == 0, err
+    folder = pics["out"].parent
+    for step in (1, 2):
+        with Image.open(folder / f"out.step{step:04d}.png") as image:
+            assert image.size == (40, 32)
+    assert not [p for p in folder.iterdir() if p.suffix == ".tmp"]
+
+
+@pytest.mark.parametrize("mode", ["luminance", "histogram"])
+def test_preserve_color(capsys, pics, mode):
+    code, _, err = run(capsys, *stylize_args(pics, "--preserve-color", mode))
+    assert code == 0, err
+    with Image.open(pics["out"]) as image:
+        assert image.size == (40, 32)
+
+
+def test_adam_noise_init_and_flags(capsys, pics):
+    argv = stylize_args(
+        pics,
+        "--optimizer",
+        "adam",
+        "--init",
+        "noise",
+        "--learning-rate",
+        "0.05",
+        "--scales",
+        "2",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--seed",
+        "4",
+    )
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(capsys, pics):
+    argv = [a for a in stylize_args(pics) if a != "--quiet"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "scale 1/1 (40 px): step 2/2" in err
+    assert "style " in err and "content " in err and "total " in err
+    assert err.strip().splitlines()[-1].startswith("wrote ")
+
+
+def test_progress_bar_and_notices_on_a_terminal(capsys, pics, monkeypatch):
+    from impasto import backbones
+
+    real = backbones.resolve_backbone_name
+
+    def with_notice(name, *, weights=None, notify=None, probe=None):
+        notify("Using tiny: a notice from the backbone resolver")
+        return real(name, weights=weights, notify=notify, probe=probe)
+
+    monkeypatch.setattr(backbones, "resolve_backbone_name", with_notice)
+    monkeypatch.setattr(cli.Terminal, "interactive", property(lambda self: True))
+    argv = [a for a in stylize_args(pics, "--save-every", "2") if a != "--quiet"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "Using tiny: a notice from the backbone resolver" in err
+    assert "scale 1/1 (40 px)" in err
+    assert "wrote " in err
+    assert (pics["out"].parent / "out.step0002.png").is_file()
+
+
+# --------------------------------------------------------------------------- odd valid images
+
+
+def _save(image: Image.Image, path: Path, **options) -> Path:
+    image.save(path, **options)
+    return path
+
+
+def _gradient(width=40, height=32) -> np.ndarray:
+    x = np.linspace(0, 255, width)[None, :]
+    y = np.linspace(0, 255, height)[:, None]
+    return np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=2).astype(np.uint8)
+
+
+def _cmyk(tmp):
+    return _save(Image.fromarray(_gradient()).convert("CMYK"), tmp / "cmyk.jpg")
+
+
+def _gray16(tmp):
+    values = (np.linspace(0, 65535, 40)[None, :] * np.ones((32, 1))).astype(np.uint16)
+    image = Image.fromarray(values)
+    assert image.mode == "I;16"
+    return _save(image, tmp / "gray16.png")
+
+
+def _gray(tmp):
+    return _save(Image.fromarray(_gradient()).convert("L"), tmp / "gray.png")
+
+
+def _palette(tmp):
+    return _save(Image.fromarray(_gradient()).convert("P"), tmp / "palette.png")
+
+
+def _exif_rotated(tmp):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    return _save(Image.fromarray(_gradient()), tmp / "rotated.jpg", exif=exif)
+
+
+@pytest.mark.parametrize(
+    ("make", "size"),
+    [
+        (_cmyk, (40, 32)),
+        (_gray16, (40, 32)),
+        (_gray, (40, 32)),
+        (_palette, (40, 32)),
+        (_exif_rotated, (32, 40)),
+    ],
+    ids=["cmyk-jpeg", "gray16-png", "gray-png", "palette-png", "exif-rotated-jpeg"],
+)
+def test_odd_content_images(capsys, pics, tmp_path, make, size):
+    content = make(tmp_path)
+    code, _, err = run(capsys, *stylize_args(pics, content=content))
+    assert code == 0, err
+    with Image.open(pics["out"]) as image:
+        assert image.size == size
+
+
+def test_transparent_content_keeps_its_alpha(capsys, pics, tmp_path):
+    rgba = np.dstack([_gradient(), np.full((32, 40), 255, np.uint8)])
+    rgba[:, :12, 3] = 0  # the left 12 columns are fully transparent
+    content = _save(Image.fromarray(rgba, "RGBA"), tmp_path / "cutout.png")
+    code, _, err = run(capsys, *stylize_args(pics, content=content))
+    assert code == 0, err
+    with Image.open(pics["out"]) as image:
+        assert image.mode == "RGBA"
+        alpha = np.asarray(image.getchannel("A"))
+    assert alpha.shape == (32, 40)
+    assert (alpha[:, :10] == 0).all()
+    assert (alpha[:, 14:] == 255).all()
+
+
+# --------------------------------------------------------------------------- debug, interrupt
+
+
+def test_debug_lets_the_exception_through(capsys, pics, tmp_path):
+    missing = tmp_path / "missing.png"
+    with pytest.raises(InputError, match="missing.png"):
+        cli.main(["--debug", *map(str, stylize_args(pics, content=missing))])
+
+
+def test_keyboard_interrupt_exits_130_without_output(capsys, pics, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gatys, "stylize", interrupted)
+    code, _, err = run(capsys, *stylize_args(pics))
+    assert code == 130
+    assert error_line(err, prefix="impasto: interrupted") == "impasto: interrupted"
+    assert not pics["out"].exists()
+
+
+def test_interrupt_while_writing_a_preview_leaves_no_partial_file(capsys, pics, monkeypatch):
+    real_save = Image.Image.save
+    calls = []
+
+    def save(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second preview, in the middle of writing it
+            raise KeyboardInterrupt
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    code, _, err = run(capsys, *stylize_args(pics, "--save-every", "1"))
+    assert code == 130, err
+    folder = pics["out"].parent
+    assert sorted(p.name for p in folder.iterdir() if "out" in p.name) == ["out.step0001.png"]
+    with Image.open(folder / "out.step0001.png") as image:
+        image.load()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_unexpected_exception_is_one_internal_error_line(capsys, pics, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nwith a second line")
+
+    monkeypatch.setattr(gatys, "stylize", broken)
+    code, _, err = run(capsys, *stylize_args(pics))
+    assert code == 1
+    line = error_line(err, prefix="impasto: internal error: ")
+    assert line == (
+        "impasto: internal error: RuntimeError: boom with a second line "
+        "(run with --debug for the traceback)"
+    )
+    assert not pics["out"].exists()
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def test_flags_follow_the_config_dataclass(pics):
+    args = cli.build_parser(["stylize"]).parse_args(
+        ["stylize", str(pics["content"]), str(pics["style"]), "-o", str(pics["out"])]
+    )
+    for field in dataclasses.fields(gatys.GatysConfig):
+        if field.metadata["cli"]:
+            assert getattr(args, field.name) == field.default, field.name
+    assert args.compile is False
+    assert args.style_blend is None and args.content_layers is None and args.style_layers is None
+
+
+def test_help_and_version(capsys):
+    code, out, _ = run(capsys, "stylize", "--help")
+    assert code == 0
+    for flag in (
+        "--size",
+        "--style-weight",
+        "--preserve-color",
+        "--style-blend",
+        "--compile",
+        "--save-every",
+        "--weights",
+        "--max-pixels",
+        "--quiet",
+    ):
+        assert flag in out
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert out.strip() == "impasto 0.1.0"
+
+
+# --------------------------------------------------------------------------- backbones
+
+
+def test_backbones_lists_names_licences_and_auto(capsys):
+    from impasto.backbones import BACKBONES
+
+    code, out, err = run(capsys, "backbones")
+    assert code == 0, err
+    for name in ("vgg19", "efficientnet-lite0", "tiny"):
+        assert name in out
+        assert BACKBONES[name].license in out
+    tiny_row = next(line for line in out.splitlines() if line.startswith("tiny "))
+    assert "random" in tiny_row
+    vgg_row = next(line for line in out.splitlines() if line.startswith("vgg19 "))
+    assert " no " in vgg_row  # the test cache is empty
+    assert out.strip().splitlines()[-1].startswith("auto -> efficientnet-lite0")
+
+
+# --------------------------------------------------------------------------- download
+
+
+def test_download_unknown_name(capsys):
+    code, _, err = run(capsys, "download", "nope")
+    assert code == 2
+    line = error_line(err)
+    assert "nope" in line and "vgg19" in line
+
+
+@pytest.mark.parametrize("name", ["tiny", "efficientnet-lite0"])
+def test_download_of_weights_that_need_none(capsys, name):
+    code, out, _ = run(capsys, "download", name)
+    assert code == 0
+    assert "nothing to download" in out or "needs no download" in out
+
+
+def test_download_offline_is_one_line_and_leaves_cache_empty(capsys, monkeypatch, isolated_home):
+    monkeypatch.setenv("IMPASTO_OFFLINE", "1")
+    code, out, err = run(capsys, "download", "vgg19")
+    assert code == 2
+    assert "offline" in error_line(err).lower()
+    assert list(isolated_home.rglob("*")) == []
+
+
+PAYLOAD = bytes(range(256)) * 20
+
+
+class FakeResponse:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+        self.headers = {"Content-Length": str(len(data))}
+        self.status = 200
+
+    def read(self, n: int = -1) -> bytes:
+        n = 1000 if n < 0 else min(n, 1000)
+        block = self.data[self.pos : self.pos + n]
+        self.pos += len(block)
+        return block
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def small_vgg(monkeypatch):
+    """Make 'vgg19' a 5 KB file served from memory, so download runs without a network."""
+    spec = dataclasses.replace(
+        weights.VGG19,
+        sha256=hashlib.sha256(PAYLOAD).hexdigest(),
+        size=len(PAYLOAD),
+        filename="small.pth",
+    )
+    monkeypatch.setattr(weights, "VGG19", spec)
+    monkeypatch.setattr("impasto.backbones.vgg.WEIGHTS", spec)  # bound there at import
+    monkeypatch.delenv("IMPASTO_OFFLINE", raising=False)
+    requests = []
+
+    def urlopen(request, timeout=None):
+        requests.append(request.full_url)
+        return FakeResponse(PAYLOAD)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return spec, requests
+
+
+@pytest.mark.parametrize("interactive", [False, True])
+def test_download_stores_then_reports_cached(capsys, monkeypatch, small_vgg, interactive):
+    monkeypatch.setattr(cli.Terminal, "interactive", property(lambda self: interactive))
+    spec, requests = small_vgg
+    code, out, err = run(capsys, "download", "vgg19")
+    assert code == 0, err
+    stored = weights.weights_dir() / "small.pth"
+    assert stored.read_bytes() == PAYLOAD
+    assert str(stored) in out
+    assert "downloading vgg19" in err
+    assert requests == [spec.url]
+
+    code, out, _ = run(capsys, "download", "vgg19")
+    assert code == 0
+    assert "already cached" in out and str(stored) in out
+    assert len(requests) == 1
+
+
+def test_download_replaces_a_damaged_cached_file(capsys, small_vgg):
+    damaged = weights.weights_dir() / "small.pth"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(bytes(len(PAYLOAD)))  # right size, wrong content
+    code, out, err = run(capsys, "download", "vgg19")
+    assert code == 0, err
+    assert "damaged" in err
+    assert damaged.read_bytes() == PAYLOAD
+
+
+# --------------------------------------------------------------------------- real entry points
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "IMPASTO_HOME": str(home), "IMPASTO_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def test_python_dash_m_help(isolated_home):
+    done = subprocess.run(
+        [sys.executable, "-m", "impasto", "--help"],
+        capture_output=True,
+        text=True,
+        env=_env(isolated_home),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for command in ("stylize", "download", "backbones"):
+        assert command in done.stdout
+
+
+def test_console_script_missing_file(pics, tmp_path, isolated_home):
+    script = shutil.which("impasto", path=str(Path(sys.executable).parent))
+    assert script is not None, "the impasto console script is not installed next to python"
+    missing = tmp_path / "missing.png"
+    done = subprocess.run(
+        [script, *map(str, stylize_args(pics, content=missing))],
+        capture_output=True,
+        text=True,
+        env=_env(isolated_home),
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "missing.png" in error_line(done.stderr)
+    assert not pics["out"].exists()
+
+
+def test_stylize_downloads_vgg19_with_progress_before_the_work(capsys, pics, small_vgg):
+    spec, requests = small_vgg
+    argv = [a for a in stylize_args(pics) if a != "--quiet"]
+    argv[argv.index("--backbone") + 1] = "auto"
+    code, _, err = run(capsys, *argv)
+    # The fake file is not a real VGG-19 state dict: loading it fails after the download.
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("downloading vgg19 weights")
+    assert lines[-1].startswith("impasto: error: ") and "small.pth" in lines[-1]
+    assert requests[-1] == spec.url and (weights.weights_dir() / "small.pth").is_file()
+    assert not pics["out"].exists()
+
+
+def test_stylize_vgg19_offline_without_cache(capsys, pics, monkeypatch):
+    monkeypatch.setenv("IMPASTO_OFFLINE", "1")
+    argv = stylize_args(pics)
+    argv[argv.index("--backbone") + 1] = "vgg19"
+    assert_usage_error(capsys, pics, argv, "IMPASTO_OFFLINE", "--weights")
+
+
+def test_default_backbone_offline_falls_back_to_efficientnet(capsys, pics, monkeypatch):
+    monkeypatch.setenv("IMPASTO_OFFLINE", "1")
+    argv = stylize_args(pics, "--steps", "1")
+    argv[argv.index("--backbone") + 1] = "auto"
+    code, _, err = run(capsys, *argv)
+    assert "Using efficientnet-lite0" in err  # the fallback is said in one plain line
+    assert code == 0, err
+    assert err.strip().splitlines()[-1].endswith("efficientnet-lite0 on cpu")
