@@ -57,7 +57,7 @@ class GatysConfig:
                                          min=1e-6, max=100.0)  # fmt: skip
     content_weight: float = option(1.0, "weight of the content loss", min=0.0)
     style_weight: float = option(1e4, "weight of the style loss", min=0.0)
-    tv_weight: float = option(1.0, "weight of the total-variation loss (smoothness)", min=0.0)
+    tv_weight: float = option(100.0, "weight of the total-variation loss (smoothness)", min=0.0)
     init: str = option("content", "starting image", choices=INIT_CHOICES)
     style_scale: float = option(1.0, "style image size relative to the output", min=0.05, max=8.0)
     style_blend: list[float] | None = option(
@@ -244,21 +244,24 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             image = image.contiguous(memory_format=torch.channels_last)
         image = image.detach().requires_grad_(True)
         stage = f"scale {scale_index + 1}/{len(sizes)} ({size} px)"
-        optimizer = _make_optimizer(config, image)
-        for _ in range(config.steps):
-            terms = _step(optimizer, objective, image, config.optimizer)
-            with torch.no_grad():
-                image.clamp_(0, 1)
+
+        def evaluate(image=image, objective=objective, stage=stage):
+            """One loss evaluation (forward + backward); records and reports it."""
+            nonlocal step_count
+            total, terms = objective(image)
+            total.backward()
             step_count += 1
-            if progress is not None:
-                values = {k: float(v) for k, v in terms.items()}
-                history.append(values)
-                preview = None
-                if config.save_every and step_count % config.save_every == 0:
-                    preview = image.detach().float().cpu().clone()
-                report(progress, ProgressEvent(stage, step_count, total_steps, values, preview))
-            else:
-                history.append({k: float(v) for k, v in terms.items()})
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            history.append(values)
+            preview = None
+            if config.save_every and step_count % config.save_every == 0:
+                preview = image.detach().float().clamp(0, 1).cpu().clone()
+            report(progress, ProgressEvent(stage, step_count, total_steps, values, preview))
+            return total
+
+        _optimize(config, image, evaluate)
+        with torch.no_grad():
+            image.clamp_(0, 1)
 
     result = image.detach().float().contiguous().cpu()
     if config.preserve_color == "luminance":
@@ -273,29 +276,31 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     )
 
 
-def _make_optimizer(config: GatysConfig, image: torch.Tensor) -> torch.optim.Optimizer:
+def _optimize(config: GatysConfig, image: torch.Tensor, evaluate) -> None:
+    """Run ``config.steps`` loss evaluations of L-BFGS or Adam on ``image`` in place.
+
+    L-BFGS runs as one call (max_iter = max_eval = steps) so no evaluation is wasted: calling it
+    one iteration at a time re-evaluates the loss at the start of every call. The image is
+    clamped to [0, 1] when the scale ends rather than between L-BFGS iterations, which would
+    break its curvature estimates. Adam clamps after every step.
+    """
     if config.optimizer == "lbfgs":
-        return torch.optim.LBFGS(
-            [image], lr=config.learning_rate or 1.0, max_iter=1, history_size=50,
-            tolerance_grad=-1.0, tolerance_change=-1.0, line_search_fn="strong_wolfe",
+        optimizer = torch.optim.LBFGS(
+            [image], lr=config.learning_rate or 1.0, max_iter=config.steps,
+            max_eval=config.steps, history_size=50, tolerance_grad=-1.0,
+            tolerance_change=-1.0, line_search_fn="strong_wolfe",
         )  # fmt: skip
-    return torch.optim.Adam([image], lr=config.learning_rate or 0.02)
 
+        def closure():
+            optimizer.zero_grad(set_to_none=True)
+            return evaluate()
 
-def _step(optimizer, objective, image, kind: str) -> dict[str, torch.Tensor]:
-    """One optimiser step; returns the loss terms of the last evaluation (detached)."""
-    last: dict[str, torch.Tensor] = {}
-
-    def closure():
-        optimizer.zero_grad(set_to_none=True)
-        total, terms = objective(image)
-        total.backward()
-        last.update({k: v.detach() for k, v in terms.items()})
-        return total
-
-    if kind == "lbfgs":
         optimizer.step(closure)
-    else:
-        closure()
+        return
+    optimizer = torch.optim.Adam([image], lr=config.learning_rate or 0.02)
+    for _ in range(config.steps):
+        optimizer.zero_grad(set_to_none=True)
+        evaluate()
         optimizer.step()
-    return last
+        with torch.no_grad():
+            image.clamp_(0, 1)
