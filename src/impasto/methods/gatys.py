@@ -49,7 +49,8 @@ class GatysConfig:
     """Options of the Gatys method; the CLI flags are built from these fields."""
 
     size: int = option(512, "long side of the output in pixels", min=16, max=8192)
-    steps: int = option(200, "optimiser steps at each scale", min=1, max=100_000)
+    steps: int = option(200, "optimiser steps (loss evaluations) at each scale", min=1,
+                        max=100_000)  # fmt: skip
     scales: int | None = option(None, "number of coarse-to-fine scales (default: automatic)",
                                 min=1, max=8)  # fmt: skip
     optimizer: str = option("lbfgs", "optimiser", choices=OPTIMIZER_CHOICES)
@@ -76,7 +77,7 @@ class GatysConfig:
     precision: str = option("auto", "auto: bf16 on CUDA, fp32 elsewhere",
                             choices=PRECISION_CHOICES)  # fmt: skip
     compile: bool = option(False, "torch.compile the feature network (CUDA; slow first step)")
-    save_every: int = option(0, "attach a preview image to every Nth progress event (0: never)",
+    save_every: int = option(0, "save an intermediate image every N steps (0: never)",
                              min=0)  # fmt: skip
 
 
