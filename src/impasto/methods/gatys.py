@@ -246,11 +246,15 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         image = image.detach().requires_grad_(True)
         stage = f"scale {scale_index + 1}/{len(sizes)} ({size} px)"
 
-        def evaluate(image=image, objective=objective, stage=stage):
+        budget = _Budget(config.steps)
+
+        def evaluate(image=image, objective=objective, stage=stage, budget=budget):
             """One loss evaluation (forward + backward); records and reports it."""
             nonlocal step_count
+            budget.spend()
             total, terms = objective(image)
             total.backward()
+            budget.offer(total, image)
             step_count += 1
             values = {k: float(v.detach()) for k, v in terms.items()}
             history.append(values)
@@ -260,9 +264,12 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             report(progress, ProgressEvent(stage, step_count, total_steps, values, preview))
             return total
 
-        _optimize(config, image, evaluate)
+        try:
+            _optimize(config, image, evaluate)
+        except _BudgetSpent:
+            pass
         with torch.no_grad():
-            image.clamp_(0, 1)
+            image.copy_(budget.best_image).clamp_(0, 1)
 
     result = image.detach().float().contiguous().cpu()
     if config.preserve_color == "luminance":
@@ -277,9 +284,39 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     )
 
 
+class _BudgetSpent(Exception):
+    """Raised by the loss closure once a scale's evaluations are used up."""
+
+
+class _Budget:
+    """Counts a scale's loss evaluations and keeps the best image seen.
+
+    L-BFGS's line search may ask for one evaluation more than ``max_eval``; the budget stops it
+    exactly at ``steps``. The best evaluated image is kept, since the last iterate of a line
+    search is not always the best one.
+    """
+
+    def __init__(self, steps: int) -> None:
+        self.left = steps
+        self.best_loss = float("inf")
+        self.best_image: torch.Tensor | None = None
+
+    def spend(self) -> None:
+        if self.left <= 0:
+            raise _BudgetSpent
+        self.left -= 1
+
+    def offer(self, loss: torch.Tensor, image: torch.Tensor) -> None:
+        value = float(loss.detach())
+        if value < self.best_loss or self.best_image is None:
+            self.best_loss = value
+            self.best_image = image.detach().clone()
+
+
 def _optimize(config: GatysConfig, image: torch.Tensor, evaluate) -> None:
     """Run ``config.steps`` loss evaluations of L-BFGS or Adam on ``image`` in place.
 
+    ``evaluate`` raises _BudgetSpent when the evaluations are used up (handled by the caller).
     L-BFGS runs as one call (max_iter = max_eval = steps) so no evaluation is wasted: calling it
     one iteration at a time re-evaluates the loss at the start of every call. The image is
     clamped to [0, 1] when the scale ends rather than between L-BFGS iterations, which would
