@@ -56,7 +56,7 @@ class GatysConfig:
     optimizer: str = option("lbfgs", "optimiser", choices=OPTIMIZER_CHOICES)
     learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)",
                                          min=1e-6, max=100.0)  # fmt: skip
-    content_weight: float = option(1.0, "weight of the content loss", min=0.0)
+    content_weight: float = option(50.0, "weight of the content loss", min=0.0)
     style_weight: float = option(1e4, "weight of the style loss", min=0.0)
     tv_weight: float = option(100.0, "weight of the total-variation loss (smoothness)", min=0.0)
     init: str = option("content", "starting image", choices=INIT_CHOICES)
