@@ -16,7 +16,7 @@ echo "== tests (CUDA visible: device auto picks it) =="
 timeout 240 python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tail -30 | tee "$OUT/pytest.txt"
 
 echo "== benchmark: per-step and end to end, no compile =="
-timeout 240 python3 benchmarks/bench_gatys.py --devices cuda --no-compile \
+timeout 240 python3 benchmarks/bench_gatys.py --devices cuda --no-compile ${E2E:+--e2e-sizes $E2E} \
   --out "$OUT/bench.json" 2> "$OUT/bench.log" > /dev/null
 tail -5 "$OUT/bench.log"
 
@@ -25,6 +25,7 @@ timeout 200 python3 benchmarks/bench_gatys.py --devices cuda --sizes 512 1024 \
   --variants compiled --e2e-sizes --out "$OUT/bench_compile.json" 2> "$OUT/bench_compile.log" > /dev/null
 tail -5 "$OUT/bench_compile.log"
 
+[ -n "${SKIP_EXAMPLE:-}" ] && exit 0
 echo "== example: 1024 px, real EfficientNet-Lite0 weights =="
 timeout 90 python3 -m impasto stylize src/impasto/assets/washington_monument.jpg \
   src/impasto/assets/vangogh_bedroom_in_arles.jpg -o "$OUT/lite0_1024.jpg" --size 1024 \

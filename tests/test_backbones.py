@@ -17,7 +17,8 @@ from impasto.backbones.vgg import VGG19
 from impasto.errors import InputError, WeightsError
 from impasto.images import load_image, resize_to
 
-SHARED_CONTENT = Path("/work/shared/data/images/content")
+TEST_DATA = Path(__file__).resolve().parent / "data"
+SHARED_CONTENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "content"
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "impasto" / "assets"
 MACAW_CLASS = 88  # ImageNet-1k class index of "macaw"
 
@@ -261,6 +262,8 @@ def test_efficientnet_lite0_weights_cover_the_model_exactly(backbones):
 
 
 def macaw_image() -> Path:
+    if (TEST_DATA / "kodim23_macaws.jpg").is_file():
+        return TEST_DATA / "kodim23_macaws.jpg"
     shared = SHARED_CONTENT / "kodim23.png"
     if shared.is_file():
         return shared

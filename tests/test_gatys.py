@@ -17,9 +17,11 @@ from impasto.backbones import load_backbone
 from impasto.config import config_from_dict, config_to_dict
 from impasto.errors import Cancelled, InputError
 from impasto.images import load_image, resize_long_side, resize_to
+from impasto.methods import gatys
 from impasto.methods.gatys import GatysConfig, GatysResult, scale_sizes, stylize
 
-SHARED_IMAGES = Path("/work/shared/data/images")
+TEST_DATA = Path(__file__).resolve().parent / "data"
+SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "impasto" / "assets"
 LOSS_KEYS = {"total", "content", "style", "tv"}
 
@@ -45,7 +47,7 @@ def style():
 
 
 def run(content, styles, tiny, progress=None, **options) -> GatysResult:
-    options = {"size": 48, "steps": 4, "backbone": "tiny", **options}
+    options = {"size": 48, "steps": 4, "backbone": "tiny", "device": "cpu", **options}
     return stylize(content, styles, GatysConfig(**options), backbone=tiny, progress=progress)
 
 
@@ -279,10 +281,15 @@ def test_importing_impasto_does_not_import_torch():
 
 
 def find_image(kind: str, shared_name: str, bundled_name: str) -> Path:
-    for path in (SHARED_IMAGES / kind / shared_name, ASSETS / bundled_name):
+    candidates = (
+        TEST_DATA / bundled_name,
+        ASSETS / bundled_name,
+        SHARED_IMAGES / kind / shared_name,
+    )
+    for path in candidates:
         if path.is_file():
             return path
-    pytest.fail(f"no {kind} image: neither {SHARED_IMAGES / kind / shared_name} nor {ASSETS}")
+    pytest.fail(f"no {kind} image among: {', '.join(map(str, candidates))}")
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -309,7 +316,7 @@ def ssim(first: torch.Tensor, second: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def end_to_end():
-    content_image = load_image(find_image("content", "kodim23.png", "kodim23.png")).rgb
+    content_image = load_image(find_image("content", "kodim23.png", "kodim23_macaws.jpg")).rgb
     style_image = load_image(
         find_image("style", "vangogh-bedroom_in_arles.jpg", "vangogh_bedroom_in_arles.jpg")
     ).rgb
@@ -368,3 +375,48 @@ def test_end_to_end_keeps_the_content_structure(end_to_end):
     unrelated = ssim(luma(resize_to(style_image, height, width)), content_luma)
     assert unrelated < bound
     assert ssim(luma(output), content_luma) > bound
+
+
+# --- GPU code paths, checked on the CPU -------------------------------------------------------
+
+
+def test_channels_last_path_runs_lbfgs_and_matches_the_plain_layout(tiny, monkeypatch):
+    """On CUDA the objective feeds the network a channels_last copy; L-BFGS needs the optimised
+    image itself to stay contiguous (it flattens gradients with .view: this path crashed on an
+    H200 before). Forced on the CPU, it must run and compute the same losses."""
+    content = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(3))
+    style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    plain = run(content, [style], tiny)
+    original_init = gatys._Objective.__init__
+
+    def force_channels_last(self, *args, **kwargs):
+        kwargs["channels_last"] = True
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(gatys._Objective, "__init__", force_channels_last)
+    forced = run(content, [style], tiny)
+    # Same starting image, so the first evaluation's losses agree up to float rounding (later
+    # steps drift apart: L-BFGS amplifies the rounding differences of the other conv layout).
+    for key in ("content", "style", "tv"):
+        assert forced.history[0][key] == pytest.approx(plain.history[0][key], rel=1e-4, abs=1e-7)
+    assert len(forced.history) == len(plain.history) == 4
+    assert forced.history[-1]["total"] < forced.history[0]["total"]
+
+
+def test_compile_option_runs_through_a_compiled_module(tiny, monkeypatch):
+    """--compile wraps the backbone in torch.compile's OptimizedModule, which has no truth
+    value (it forwards __len__); the eager backend keeps this check fast on the CPU."""
+    real_compile = torch.compile
+    compiled = []
+
+    def eager_compile(module, **kwargs):
+        wrapped = real_compile(module, backend="eager", **kwargs)
+        compiled.append(wrapped)
+        return wrapped
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    content = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(5))
+    style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    result = run(content, [style], tiny, compile=True, steps=3)
+    assert compiled, "torch.compile was not used"
+    assert torch.isfinite(result.image).all() and len(result.history) == 3

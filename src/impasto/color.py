@@ -55,7 +55,9 @@ def _mean_cov(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     pixels = image.reshape(3, -1).double()
     mean = pixels.mean(dim=1, keepdim=True)
     centered = pixels - mean
-    cov = centered @ centered.T / pixels.shape[1] + 1e-5 * torch.eye(3, dtype=pixels.dtype)
+    cov = centered @ centered.T / pixels.shape[1] + 1e-5 * torch.eye(
+        3, dtype=pixels.dtype, device=pixels.device
+    )
     return mean, cov
 
 

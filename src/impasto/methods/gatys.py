@@ -140,9 +140,12 @@ def _check_images(content: torch.Tensor, styles: Sequence[torch.Tensor]) -> None
 class _Objective:
     """Content, style and TV losses at one scale, with the targets precomputed."""
 
-    def __init__(self, backbone, content, styles, blend, config, content_layers, style_layers,
-                 autocast) -> None:  # fmt: skip
-        self.backbone, self.config, self.autocast = backbone, config, autocast
+    def __init__(self, backbone, network, content, styles, blend, config, content_layers,
+                 style_layers, autocast, channels_last) -> None:  # fmt: skip
+        # ``network`` (possibly torch.compile'd) runs the optimised image; the targets use the
+        # plain ``backbone`` so a compiled network is compiled once per scale, not three times.
+        self.backbone, self.network, self.config = backbone, network, config
+        self.autocast, self.channels_last = autocast, channels_last
         self.content_layers = list(content_layers)
         self.style_weights = dict(style_layers)
         self.layers = sorted(set(self.content_layers) | set(self.style_weights))
@@ -157,13 +160,19 @@ class _Objective:
                         features[k]
                     )
 
-    def _features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _features(self, image: torch.Tensor, network=None) -> dict[str, torch.Tensor]:
+        if self.channels_last:
+            # A copy in the layout cuDNN prefers; the optimised image itself stays contiguous
+            # because torch.optim.LBFGS flattens gradients with .view(-1).
+            image = image.contiguous(memory_format=torch.channels_last)
         with self.autocast():
-            features = self.backbone(image, self.layers)
+            # ``is None``, not ``or``: a compiled module forwards __len__ and has no truth value.
+            network = self.backbone if network is None else network
+            features = network(image, self.layers)
         return {k: v.float() for k, v in features.items()}
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        features = self._features(image)
+        features = self._features(image, self.network)
         content = sum(
             losses.content_loss(features[k], self.content_targets[k]) for k in self.content_layers
         ) / max(1, len(self.content_layers))
@@ -231,8 +240,9 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     for scale_index, size in enumerate(sizes):
         content_here = _resize_long(content, size)
         styles_here = [_resize_long(s, max(16, round(size * config.style_scale))) for s in styles]
-        objective = _Objective(network, content_here, styles_here, blend, config, content_layers,
-                               style_layers, autocast)  # fmt: skip
+        objective = _Objective(backbone, network, content_here, styles_here, blend, config,
+                               content_layers, style_layers, autocast,
+                               channels_last=device.type == "cuda")  # fmt: skip
         if image is None:
             if config.init == "noise":
                 image = torch.rand(content_here.shape, generator=generator).to(device)
@@ -241,9 +251,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         else:
             image = F.interpolate(image, size=content_here.shape[-2:], mode="bicubic",
                                   align_corners=False).clamp(0, 1)  # fmt: skip
-        if device.type == "cuda":
-            image = image.contiguous(memory_format=torch.channels_last)
-        image = image.detach().requires_grad_(True)
+        image = image.detach().contiguous().requires_grad_(True)
         stage = f"scale {scale_index + 1}/{len(sizes)} ({size} px)"
 
         budget = _Budget(config.steps)
