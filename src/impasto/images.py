@@ -351,15 +351,7 @@ def save_image(
     _check_parent(path)
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise InputError(f"quality must be a whole number from 1 to 100, got {quality!r}")
-    colour = _as_hwc(rgb, channels=3, what="rgb")
-    matte = None
-    if alpha is not None:
-        matte = _as_hwc(alpha, channels=1, what="alpha")
-        if matte.shape[:2] != colour.shape[:2]:
-            raise ValueError(
-                f"alpha size {tuple(matte.shape[:2])} does not match rgb size "
-                f"{tuple(colour.shape[:2])}"
-            )
+    colour, matte = _colour_and_matte(rgb, alpha)
 
     if fmt in (".tif", ".tiff"):
         pixels = colour if matte is None else np.concatenate([colour, matte], axis=2)
@@ -387,6 +379,21 @@ def save_image(
 
     _atomic_write(path, write)
     return path
+
+
+def _colour_and_matte(
+    rgb: torch.Tensor, alpha: torch.Tensor | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H, W, 3) colour and (H, W, 1) alpha arrays; ValueError if their sizes differ."""
+    colour = _as_hwc(rgb, channels=3, what="rgb")
+    if alpha is None:
+        return colour, None
+    matte = _as_hwc(alpha, channels=1, what="alpha")
+    if matte.shape[:2] != colour.shape[:2]:
+        raise ValueError(
+            f"alpha size {tuple(matte.shape[:2])} does not match rgb size {tuple(colour.shape[:2])}"
+        )
+    return colour, matte
 
 
 def _as_hwc(tensor: torch.Tensor, channels: int, what: str) -> np.ndarray:
@@ -559,13 +566,7 @@ def to_pil(rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
 
     rgb: (1, 3, H, W) or (3, H, W) in [0, 1]; alpha: (1, 1, H, W), (1, H, W) or (H, W).
     """
-    colour = _as_hwc(rgb, channels=3, what="rgb")
-    if alpha is not None:
-        matte = _as_hwc(alpha, channels=1, what="alpha")
-        if matte.shape[:2] != colour.shape[:2]:
-            raise ValueError(
-                f"alpha size {tuple(matte.shape[:2])} does not match rgb size "
-                f"{tuple(colour.shape[:2])}"
-            )
+    colour, matte = _colour_and_matte(rgb, alpha)
+    if matte is not None:
         colour = np.concatenate([colour, matte], axis=2)
     return Image.fromarray(_quantise(colour, 255, np.dtype(np.uint8)))

@@ -47,7 +47,8 @@ class Backbone(nn.Module):
 
     def check_layers(self, layers: Iterable[str]) -> None:
         """Raise ValueError naming any unknown layer and the accepted ones."""
-        unknown = [name for name in layers if name not in self.stages]
+        known = set(self.layer_names)
+        unknown = [name for name in layers if name not in known]
         if unknown:
             raise ValueError(
                 f"unknown layer(s) {', '.join(unknown)} for backbone '{self.name}'; "

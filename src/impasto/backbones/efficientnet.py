@@ -150,15 +150,6 @@ class EfficientNetLite(Backbone):
             names += [f"block{index}_dw", f"block{index}"]
         return (*names, "head")
 
-    def check_layers(self, layers: Iterable[str]) -> None:
-        known = set(self.layer_names)
-        unknown = [name for name in layers if name not in known]
-        if unknown:
-            raise ValueError(
-                f"unknown layer(s) {', '.join(unknown)} for backbone '{self.name}'; "
-                f"choose from: {', '.join(self.layer_names)}"
-            )
-
     def forward(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
         wanted = set(layers)
         self.check_layers(wanted)
