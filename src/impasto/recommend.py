@@ -1,0 +1,227 @@
+"""Which style-transfer method fits a situation: a decision table, as data, and its answers.
+
+>>> from impasto.recommend import recommend, format_recommendations
+>>> print(format_recommendations(recommend(["video", "photorealistic"])))
+
+``RULES`` maps the user's situations to method ids, most relevant row first; ``METHODS`` says
+what each method is, what it trades off, where to start and how to get it. Only the methods
+in ``IMPLEMENTED_METHODS`` (kept equal to ``impasto.api.METHOD_CHOICES`` by a test, because
+importing ``impasto.api`` imports torch) are marked available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from .errors import InputError
+
+SITUATIONS: tuple[str, ...] = (
+    "quality",
+    "realtime",
+    "video",
+    "arbitrary_style",
+    "photorealistic",
+    "text_prompt",
+    "brand_consistency",
+    "no_content_leak",
+)
+IMPLEMENTED_METHODS: tuple[str, ...] = ("gatys",)  # == impasto.api.METHOD_CHOICES (tested)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method: what it is, why pick it, where to start, and how to get it."""
+
+    id: str
+    name: str
+    reason: str
+    trade_offs: str
+    defaults: Mapping[str, Any]
+    how_to_get: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the decision table: any of ``situations`` asked -> ``methods``, best first.
+
+    A row with no situations is the answer when no situation is given.
+    """
+
+    situations: tuple[str, ...]
+    methods: tuple[str, ...]
+    note: str
+
+
+_NOT_YET = "not in impasto yet; "
+_METHOD_ROWS: tuple[Method, ...] = (
+    Method("gatys", "Gatys et al. (optimisation, L-BFGS)",
+            "the best single result: optimises the image against the style's Gram statistics",
+            "slow (seconds to minutes per image), one image at a time",
+            {"size": 512, "steps": 200, "backbone": "auto"},
+            "built in; `impasto download vgg19` fetches the VGG-19 backbone (575 MB) once"),
+    Method("fast", "Fast feed-forward (Johnson et al.)",
+            "one forward pass per image once a network is trained for the style",
+            "one network per style; training takes hours on a GPU; a bit below Gatys in quality",
+            {"train_size": 256, "epochs": 2, "batch_size": 4, "learning_rate": 1e-3},
+            _NOT_YET + "train a transformer network per style on COCO "
+            "(as in pytorch/examples fast_neural_style)"),
+    Method("adain", "AdaIN (Huang & Belongie)",
+            "any style in one forward pass: matches channel mean and std of encoder features",
+            "needs a trained decoder; softer detail than Gatys; alpha trades style for content",
+            {"size": 512, "alpha": 1.0},
+            _NOT_YET + "needs a decoder trained on COCO + WikiArt "
+            "(naoto0804/pytorch-AdaIN publishes one)"),
+    Method("wct", "WCT (Li et al., universal style transfer)",
+            "any style, no per-style training: whitens then colours features at several layers",
+            "slower than AdaIN (eigen-decompositions); can distort structure at high alpha",
+            {"size": 512, "alpha": 0.6},
+            _NOT_YET + "needs a VGG-19 encoder and per-layer decoders trained to reconstruct"),
+    Method("photowct", "PhotoWCT / deep photo style transfer",
+            "keeps the result a photograph: transfers colour and tone, not brush strokes",
+            "no painterly texture; the smoothing step is slow on large images",
+            {"size": 512, "smoothing": True},
+            _NOT_YET + "NVIDIA FastPhotoStyle ships PhotoWCT models (non-commercial licence)"),
+    Method("sdxl-ip-adapter", "SDXL + IP-Adapter",
+            "a style image plus a text prompt steer a diffusion model: production-quality images",
+            "needs a GPU and about 7 GB of weights; regenerates content rather than keeping it",
+            {"size": 1024, "steps": 30, "guidance_scale": 5.0, "ip_adapter_scale": 0.6},
+            _NOT_YET + "pip install diffusers transformers accelerate; SDXL base weights and the "
+            "h94/IP-Adapter SDXL adapter"),
+    Method("style-lora", "Style LoRA (fine-tuned diffusion model)",
+            "the same brand look on every image: the style is learned, not re-read each time",
+            "needs 10-30 curated images and a GPU training run; one LoRA per style",
+            {"rank": 16, "train_steps": 1000, "learning_rate": 1e-4, "lora_scale": 0.8},
+            _NOT_YET + "train an SDXL LoRA (diffusers' train_dreambooth_lora_sdxl.py, kohya-ss)"),
+    Method("fast-temporal", "Fast NST with a temporal loss (Ruder et al.; Huang et al.)",
+            "real-time video without flicker: a feed-forward network trained with a flow loss",
+            "one network per style; training needs video and optical flow",
+            {"train_size": 256, "epochs": 2, "batch_size": 4, "learning_rate": 1e-3},
+            _NOT_YET + "train a fast network with a temporal loss on video frames and their flow"),
+    Method("animatediff", "AnimateDiff",
+            "short stylised clips generated by a diffusion model with a motion module",
+            "GPU only, seconds per frame, clips of about 16 frames; content is regenerated",
+            {"frames": 16, "steps": 25, "guidance_scale": 7.5},
+            _NOT_YET + "pip install diffusers; an AnimateDiff motion adapter and an SD 1.5 model"),
+    Method("instantstyle", "InstantStyle (IP-Adapter block masking)",
+            "takes the style, not the objects, of the reference: injects it only in style blocks",
+            "SDXL only; needs the same GPU and weights as SDXL + IP-Adapter",
+            {"steps": 30, "guidance_scale": 5.0,
+             "ip_adapter_scale": {"up": {"block_0": [0.0, 1.0, 0.0]}}},
+            _NOT_YET + "SDXL + IP-Adapter in diffusers, with per-block IP-Adapter scales"),
+)  # fmt: skip
+METHODS: Mapping[str, Method] = MappingProxyType({method.id: method for method in _METHOD_ROWS})
+
+# Row order is relevance order: answers are listed row by row.
+RULES: tuple[Rule, ...] = (
+    Rule(("quality",), ("gatys",), "single best-quality result"),
+    Rule(("video",), ("fast-temporal", "animatediff"), "video: temporal consistency first"),
+    Rule(("realtime", "video"), ("fast", "adain"), "real-time or video"),
+    Rule(("arbitrary_style",), ("adain", "wct"), "arbitrary styles in one pass"),
+    Rule(("photorealistic",), ("photowct",), "keep photographic realism"),
+    Rule(("text_prompt",), ("sdxl-ip-adapter",), "with a text prompt"),
+    Rule(("brand_consistency",), ("style-lora",), "consistent brand style"),
+    Rule(("no_content_leak",), ("instantstyle",), "block content leakage"),
+    Rule((), ("gatys", "sdxl-ip-adapter"), "default: Gatys one-off, SDXL+IP-Adapter in production"),
+)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One answer: a method, whether impasto can run it now, and where to start."""
+
+    method: str
+    name: str
+    reason: str
+    trade_offs: str
+    defaults: dict[str, Any]
+    available: bool
+    how_to_get: str
+    because: tuple[str, ...] = ()  # notes of the rows that chose it
+    note: str = ""  # e.g. which backbone Gatys would use on this machine now
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (for `impasto recommend --json`)."""
+        return {
+            "method": self.method,
+            "name": self.name,
+            "reason": self.reason,
+            "trade_offs": self.trade_offs,
+            "defaults": dict(self.defaults),
+            "available": self.available,
+            "how_to_get": self.how_to_get,
+            "because": list(self.because),
+            "note": self.note,
+        }
+
+
+def recommend(situations: Iterable[str] = ()) -> list[Recommendation]:
+    """Methods for the given situations (see SITUATIONS), most relevant first, no duplicates.
+
+    Raises InputError for an unknown situation. Recommending Gatys checks which backbone is
+    on this machine (imports torch; touches no network).
+    """
+    if isinstance(situations, str):
+        situations = [situations]
+    asked = set(situations)
+    unknown = sorted(asked - set(SITUATIONS))
+    if unknown:
+        raise InputError(
+            f"unknown situation(s) {', '.join(repr(name) for name in unknown)}; "
+            f"choose from: {', '.join(SITUATIONS)}"
+        )
+    if asked:
+        rows = [rule for rule in RULES if asked.intersection(rule.situations)]
+    else:
+        rows = [rule for rule in RULES if not rule.situations]
+    reasons: dict[str, list[str]] = {}
+    for rule in rows:
+        for method_id in rule.methods:
+            reasons.setdefault(method_id, []).append(rule.note)
+    return [_recommendation(METHODS[name], tuple(notes)) for name, notes in reasons.items()]
+
+
+def _recommendation(method: Method, because: tuple[str, ...]) -> Recommendation:
+    return Recommendation(
+        method=method.id,
+        name=method.name,
+        reason=method.reason,
+        trade_offs=method.trade_offs,
+        defaults=dict(method.defaults),
+        available=method.id in IMPLEMENTED_METHODS,
+        how_to_get=method.how_to_get,
+        because=because,
+        note=_gatys_backbone_note() if method.id == "gatys" else "",
+    )
+
+
+def _gatys_backbone_note() -> str:
+    from .backbones import weights_available  # imports torch: only when Gatys is recommended
+
+    if weights_available("vgg19"):
+        return "backbone now: vgg19 (weights cached)"
+    return (
+        "backbone now: efficientnet-lite0 offline (VGG-19 weights not cached); "
+        "run `impasto download vgg19` for the VGG-19 backbone"
+    )
+
+
+def format_recommendations(recommendations: Iterable[Recommendation]) -> str:
+    """Plain text for the CLI: one numbered block per recommendation."""
+    blocks = []
+    for number, rec in enumerate(recommendations, start=1):
+        status = "available" if rec.available else "not installed"
+        lines = [
+            f"{number}. {rec.name} [{rec.method}] ({status})",
+            f"   why: {rec.reason}",
+            f"   trade-offs: {rec.trade_offs}",
+            f"   start with: {', '.join(f'{key}={value}' for key, value in rec.defaults.items())}",
+        ]
+        if rec.note:
+            lines.append(f"   {rec.note}")
+        if not rec.available:
+            lines.append(f"   to get it: {rec.how_to_get}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

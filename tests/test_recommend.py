@@ -1,0 +1,155 @@
+"""The method recommender: each row of the decision table, availability, errors, output."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import impasto.backbones
+from impasto import recommend as rec
+from impasto.errors import InputError
+
+
+def ids(situations=()):
+    return [r.method for r in rec.recommend(situations)]
+
+
+# Expected answers written out by hand from the project's seed, not read from the table.
+@pytest.mark.parametrize(
+    ("situation", "expected"),
+    [
+        ("quality", ["gatys"]),
+        ("realtime", ["fast", "adain"]),
+        ("video", ["fast-temporal", "animatediff", "fast", "adain"]),
+        ("arbitrary_style", ["adain", "wct"]),
+        ("photorealistic", ["photowct"]),
+        ("text_prompt", ["sdxl-ip-adapter"]),
+        ("brand_consistency", ["style-lora"]),
+        ("no_content_leak", ["instantstyle"]),
+    ],
+)
+def test_each_situation_answers_its_row(situation, expected):
+    assert ids([situation]) == expected
+
+
+def test_every_situation_is_tested_above():
+    assert set(rec.SITUATIONS) == {
+        "quality", "realtime", "video", "arbitrary_style", "photorealistic",
+        "text_prompt", "brand_consistency", "no_content_leak",
+    }  # fmt: skip
+
+
+def test_default_is_gatys_then_sdxl_ip_adapter():
+    assert ids() == ["gatys", "sdxl-ip-adapter"]
+    assert ids([]) == ids(())
+
+
+def test_several_situations_combine_rows_without_duplicates():
+    assert ids(["video", "photorealistic"]) == [
+        "fast-temporal", "animatediff", "fast", "adain", "photowct",
+    ]  # fmt: skip
+    # realtime and arbitrary_style both name AdaIN: listed once, at its first row.
+    assert ids(["arbitrary_style", "realtime"]) == ["fast", "adain", "wct"]
+    assert ids(["quality", "quality"]) == ["gatys"]
+
+
+def test_single_string_is_one_situation():
+    assert ids("quality") == ["gatys"]
+
+
+def test_reasons_record_which_rows_chose_a_method():
+    (adain,) = [r for r in rec.recommend(["realtime", "arbitrary_style"]) if r.method == "adain"]
+    assert len(adain.because) == 2
+
+
+def test_only_gatys_is_available_today():
+    everything = rec.recommend(rec.SITUATIONS)
+    assert {r.method for r in everything} == set(rec.METHODS)
+    assert {r.method for r in everything if r.available} == {"gatys"}
+    for r in everything:
+        assert r.how_to_get
+
+
+def test_implemented_methods_match_the_api():
+    from impasto.api import METHOD_CHOICES
+
+    assert rec.IMPLEMENTED_METHODS == METHOD_CHOICES
+
+
+def test_importing_recommend_does_not_import_torch():
+    code = (
+        "import sys, impasto.recommend as r; r.recommend(['video']); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_unknown_situation_raises_and_lists_the_valid_ones():
+    with pytest.raises(InputError) as error:
+        rec.recommend(["quality", "cheap"])
+    message = str(error.value)
+    assert "'cheap'" in message
+    for situation in rec.SITUATIONS:
+        assert situation in message
+
+
+def test_table_integrity():
+    for rule in rec.RULES:
+        assert rule.methods, rule
+        assert set(rule.methods) <= set(rec.METHODS), rule
+        assert set(rule.situations) <= set(rec.SITUATIONS), rule
+    covered = {situation for rule in rec.RULES for situation in rule.situations}
+    assert covered == set(rec.SITUATIONS)
+    assert sum(1 for rule in rec.RULES if not rule.situations) == 1  # exactly one default row
+    for method_id, method in rec.METHODS.items():
+        assert method.id == method_id
+        assert method.name and method.reason and method.trade_offs and method.defaults
+
+
+def test_gatys_defaults_are_real_config_fields():
+    import dataclasses
+
+    from impasto.methods.gatys import GatysConfig
+
+    fields = {f.name for f in dataclasses.fields(GatysConfig)}
+    assert set(rec.METHODS["gatys"].defaults) <= fields
+    GatysConfig(**rec.METHODS["gatys"].defaults)
+
+
+@pytest.mark.parametrize(("cached", "backbone"), [(True, "vgg19"), (False, "efficientnet-lite0")])
+def test_gatys_says_which_backbone_it_would_use(monkeypatch, cached, backbone):
+    monkeypatch.setattr(impasto.backbones, "weights_available", lambda name: cached)
+    (gatys,) = rec.recommend(["quality"])
+    assert f"backbone now: {backbone}" in gatys.note
+    assert ("impasto download vgg19" in gatys.note) is not cached
+
+
+def test_gatys_backbone_with_an_empty_cache_is_the_offline_one():
+    (gatys,) = rec.recommend(["quality"])  # conftest points the cache at an empty folder
+    assert "efficientnet-lite0" in gatys.note
+
+
+def test_format_marks_available_and_not_installed():
+    text = rec.format_recommendations(rec.recommend())
+    gatys_block, sdxl_block = text.split("\n\n")
+    assert "[gatys] (available)" in gatys_block
+    assert "not installed" not in gatys_block
+    assert "size=512" in gatys_block
+    assert "[sdxl-ip-adapter] (not installed)" in sdxl_block
+    assert "to get it: " in sdxl_block
+    assert rec.format_recommendations([]) == ""
+
+
+def test_to_dict_is_json_serialisable():
+    for r in rec.recommend(rec.SITUATIONS):
+        data = json.loads(json.dumps(r.to_dict()))
+        assert data["method"] == r.method
+        assert data["available"] is r.available
+        assert data["defaults"] == json.loads(json.dumps(dict(rec.METHODS[r.method].defaults)))
+
+
+def test_recommendation_defaults_are_copies():
+    (gatys,) = rec.recommend(["quality"])
+    gatys.defaults["size"] = 64
+    assert rec.METHODS["gatys"].defaults["size"] == 512
