@@ -153,3 +153,33 @@ def test_recommendation_defaults_are_copies():
     (gatys,) = rec.recommend(["quality"])
     gatys.defaults["size"] = 64
     assert rec.METHODS["gatys"].defaults["size"] == 512
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+def test_cli_recommend_quality_names_gatys_as_available(capsys):
+    from impasto.cli import main
+
+    assert main(["recommend", "--quality"]) == 0
+    out = capsys.readouterr().out
+    first = out.strip().splitlines()[0]
+    assert "[gatys]" in first and "(available)" in first
+
+
+def test_cli_recommend_json_lists_each_flag_s_methods(capsys):
+    import json
+
+    from impasto.cli import main
+
+    assert main(["recommend", "--text-prompt", "--no-content-leak", "--json"]) == 0
+    ids = [entry["method"] for entry in json.loads(capsys.readouterr().out)]
+    assert ids == ["sdxl-ip-adapter", "instantstyle"]
+
+
+def test_cli_recommend_unknown_flag_is_one_line_exit_2(capsys):
+    from impasto.cli import main
+
+    assert main(["recommend", "--cheap"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("impasto: error:") and "--cheap" in err[0]

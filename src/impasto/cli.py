@@ -1,4 +1,4 @@
-"""The ``impasto`` command line: ``stylize``, ``download`` and ``backbones``.
+"""The ``impasto`` command line: ``stylize``, ``download``, ``backbones`` and ``evaluate``.
 
 A thin layer over the public API. Every error a user can fix (an ``ImpastoError`` or a usage
 mistake) becomes one line ``impasto: error: ...`` on stderr and exit code 2; Ctrl-C prints
@@ -253,7 +253,86 @@ def build_parser(argv: Sequence[str] = ("stylize",)) -> Parser:
         description="List the registered backbones and what 'auto' picks on this machine.",
     )
     backbones.set_defaults(handler=_run_backbones)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a stylised image: structure, content, style and colour metrics",
+        description="Score OUTPUT against the CONTENT and STYLE images it was made from. "
+        "Feature metrics use a network other than --made-with when one is available.",
+    )
+    _add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(handler=_run_evaluate)
+
+    from .recommend import SITUATIONS
+
+    recommend = commands.add_parser(
+        "recommend",
+        help="which method fits your situation, with reasons and starting parameters",
+        description="Say what you need; get the recommended methods, why, their trade-offs, "
+        "the parameters to start from, and whether they are installed here.",
+    )
+    for situation in SITUATIONS:
+        recommend.add_argument(
+            "--" + situation.replace("_", "-"), dest=situation, action="store_true",
+            help=_SITUATION_HELP.get(situation, situation.replace("_", " ")),
+        )  # fmt: skip
+    recommend.add_argument("--json", action="store_true", help="print JSON instead of text")
+    recommend.set_defaults(handler=_run_recommend)
     return parser
+
+
+_SITUATION_HELP = {
+    "quality": "one best-quality result, time is no object",
+    "realtime": "real-time speed (many images, live camera)",
+    "video": "video with temporal consistency",
+    "arbitrary_style": "any new style image without training",
+    "photorealistic": "keep the result photographic",
+    "text_prompt": "describe the result with a text prompt",
+    "brand_consistency": "the same style across many images (a brand)",
+    "no_content_leak": "stop the style image's content leaking into the result",
+}
+
+
+def _run_recommend(args: argparse.Namespace, terminal: Terminal) -> int:
+    import json
+
+    from .recommend import SITUATIONS, format_recommendations, recommend
+
+    chosen = [situation for situation in SITUATIONS if getattr(args, situation)]
+    recommendations = recommend(chosen)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in recommendations], indent=2, ensure_ascii=False))
+    else:
+        print(format_recommendations(recommendations))
+    return 0
+
+
+def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    # Choices are checked by the library (impasto.metrics), which would import torch here.
+    parser.add_argument("output", metavar="OUTPUT", help="the stylised image to score")
+    parser.add_argument("--content", required=True, metavar="C", help="the content image")
+    parser.add_argument("--style", required=True, metavar="S", help="the style image")
+    parser.add_argument(
+        "--backbone",
+        default="auto",
+        metavar="NAME",
+        help="network for the feature metrics; 'auto' prefers efficientnet-lite2, then "
+        "efficientnet-lite0, then vgg19, avoiding --made-with (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--made-with",
+        dest="made_with",
+        metavar="NAME",
+        help="backbone that made OUTPUT (so 'auto' scores with a different one)",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="NAME",
+        nargs="+",
+        help="metrics to compute (default: all): ssim, content_distance, style_ratio, "
+        "meanstd_distance, color_distance, clip, artfid",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 # --------------------------------------------------------------------------- output
@@ -611,6 +690,66 @@ def _run_backbones(args: argparse.Namespace, terminal: Terminal) -> int:
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
             print("  ".join([*cells, row[-1]]))
         print(auto)
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _run_evaluate(args: argparse.Namespace, terminal: Terminal) -> int:
+    import json
+
+    from . import metrics
+
+    names = metrics.check_metrics(args.metrics)  # cheap checks before any image is read
+    report = metrics.evaluate(
+        args.output,
+        args.content,
+        args.style,
+        backbone=args.backbone,
+        made_with=args.made_with,
+        metrics=names,
+    )
+    for note in report.notes:
+        terminal.line(note)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+
+    header = ("metric", "value", "direction", "meaning")
+    rows = [
+        (
+            name,
+            f"{value:.4f}",
+            metrics.DIRECTION_TEXT[metrics.METRICS[name].direction],
+            metrics.METRICS[name].description,
+        )
+        for name, value in report.metrics.items()
+    ]
+    footer = [f"backbone: {report.backbone}"]
+    footer += [f"{name}: {reason}" for name, reason in report.unavailable.items()]
+
+    from rich.console import Console
+
+    console = Console()
+    if console.is_terminal:
+        from rich.table import Table
+
+        table = Table()
+        for index, title in enumerate(header):
+            table.add_column(title, no_wrap=index < 3, justify="right" if index == 1 else "left")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        for line in footer:
+            console.print(line, markup=False, highlight=False)
+    else:
+        widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+        for row in (header, *rows):
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            print("  ".join([*cells, row[-1]]))
+        for line in footer:
+            print(line)
     return 0
 
 
