@@ -349,11 +349,12 @@ METRICS: dict[str, Metric] = {
     ),
 }  # fmt: skip
 
-_NO_WEIGHTS = (
-    "unavailable: weights not found (CLIP: needs open_clip/transformers weights; "
-    "ArtFID: needs Inception weights) — see README"
-)
-UNAVAILABLE: dict[str, str] = {"clip": _NO_WEIGHTS, "artfid": _NO_WEIGHTS}
+UNAVAILABLE: dict[str, str] = {
+    "clip": "unavailable: weights not found (needs CLIP image/text weights; loading them is not "
+    "supported yet, see README 'Metrics')",
+    "artfid": "unavailable: weights not found (needs Inception-v3 FID and art-style network "
+    "weights; not supported yet, see README 'Metrics')",
+}
 """Metrics that are planned but need weights impasto cannot use here; never a number."""
 
 METRIC_CHOICES: tuple[str, ...] = (*METRICS, *UNAVAILABLE)
