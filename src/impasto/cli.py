@@ -263,6 +263,16 @@ def build_parser(argv: Sequence[str] = ("stylize",)) -> Parser:
     _add_evaluate_arguments(evaluate)
     evaluate.set_defaults(handler=_run_evaluate)
 
+    compare = commands.add_parser(
+        "compare",
+        help="stylise with several settings and lay the results out on a labelled sheet",
+        description="Stylise CONTENT with STYLE once per setting (same seed), score each "
+        "result and write a contact sheet. A setting is KEY=VALUE[,KEY=VALUE...] of stylize's "
+        "options with underscores, e.g. style_weight=3e4,preserve_color=luminance.",
+    )
+    _add_compare_arguments(compare)
+    compare.set_defaults(handler=_run_compare)
+
     from .recommend import SITUATIONS
 
     recommend = commands.add_parser(
@@ -750,6 +760,97 @@ def _run_evaluate(args: argparse.Namespace, terminal: Terminal) -> int:
             print("  ".join([*cells, row[-1]]))
         for line in footer:
             print(line)
+    return 0
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    # Values are checked by the library (impasto.compare), which would import torch here.
+    parser.add_argument("content", metavar="CONTENT", help="content image (the photo)")
+    parser.add_argument("style", metavar="STYLE", help="style image")
+    parser.add_argument(
+        "--settings",
+        required=True,
+        nargs="+",
+        metavar="S",
+        help="one setting per result, e.g. style_weight=1e3 style_weight=1e5,tv_weight=0",
+    )
+    parser.add_argument(
+        "--grid-out", dest="grid_out", required=True, metavar="SHEET", help="contact sheet image"
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    parser.add_argument("--csv", metavar="FILE", help="also write the scores as CSV")
+    parser.add_argument("--size", type=_positive_int, metavar="N", help="long side of each result")
+    parser.add_argument("--steps", type=_positive_int, metavar="N", help="optimiser steps")
+    parser.add_argument("--backbone", metavar="NAME", help="feature network for stylising")
+    parser.add_argument("--seed", type=int, metavar="N", help="random seed shared by every run")
+
+
+def _check_report_path(text: str, option: str, inputs: Sequence[str]) -> Path:
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise InputError(f"{option} '{text}': it is a directory")
+    if not path.parent.is_dir():
+        raise InputError(f"{option} '{text}': folder '{path.parent}' does not exist")
+    if any(Path(item).expanduser().resolve() == path.resolve() for item in inputs):
+        raise InputError(f"{option} '{text}' would overwrite an input image")
+    return path
+
+
+def _run_compare(args: argparse.Namespace, terminal: Terminal) -> int:
+    from . import compare, images
+    from .backbones import resolve_backbone_name
+
+    inputs = [args.content, args.style]
+    # 1. Settings and paths (cheap): nothing is stylised before these are right.
+    base = {
+        name: getattr(args, name)
+        for name in ("size", "steps", "backbone", "seed")
+        if getattr(args, name) is not None
+    }
+    from .config import validate_config
+    from .methods.gatys import GatysConfig
+
+    validate_config(GatysConfig(**base))
+    parsed = compare.parse_settings(args.settings)
+    grid = images.check_output_path(args.grid_out, inputs=inputs)
+    report_paths = [grid]
+    for option, text in (("--json", args.json), ("--csv", args.csv)):
+        if text is not None:
+            path = _check_report_path(text, option, inputs)
+            if path.resolve() in {p.resolve() for p in report_paths}:
+                raise InputError(f"{option} '{text}' is also another output")
+            report_paths.append(path)
+    content = images.load_image(args.content)
+    style = images.load_image(args.style)
+
+    # 2. Resolve 'auto' and fetch VGG-19 with a visible progress bar, as stylize does.
+    for _, options in parsed:
+        name = options.get("backbone", base.get("backbone", "auto"))
+        resolved = resolve_backbone_name(name, notify=terminal.line)
+        spec = _downloadable().get(resolved)
+        if spec is not None:
+            _download_with_progress(spec, terminal)
+        if "backbone" in options:
+            options["backbone"] = resolved
+        else:
+            base["backbone"] = resolved
+
+    def finished(index: int, total: int, row) -> None:
+        height, width = row.image.shape[-2:]
+        terminal.line(
+            f"[{index + 1}/{total}] {row.label}: {width}x{height} in {row.seconds:.1f} s  "
+            f"{compare.format_metrics(row.metrics)}"
+        )
+
+    result = compare.compare(content, style, parsed, base, progress=finished,
+                             notify=terminal.line)  # fmt: skip
+    sheet = compare.contact_sheet(result.content, result.style, result.rows)
+    images.save_image(compare.pil_to_tensor(sheet), grid)
+    compare.write_report(result.rows, json_path=args.json, csv_path=args.csv)
+    terminal.line(f"wrote {grid} ({sheet.width}x{sheet.height})")
     return 0
 
 
