@@ -3,6 +3,7 @@
 import socket
 
 import pytest
+import torch
 
 
 class NetworkAccessError(BaseException):
@@ -32,3 +33,16 @@ def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("impasto_home")
     monkeypatch.setenv("IMPASTO_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """One torch thread: tiny convolutions are slower with several threads on a busy machine.
+
+    OMP_NUM_THREADS also stops ``devices.configure_for_speed`` from raising the thread count.
+    """
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)

@@ -27,17 +27,7 @@ from impasto.methods import gatys
 FAST = ["--backbone", "tiny", "--size", "40", "--steps", "2", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """One torch thread: tiny convolutions are slower with several threads on a busy machine.
-
-    OMP_NUM_THREADS also stops ``devices.configure_for_speed`` from raising the thread count.
-    """
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
