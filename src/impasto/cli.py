@@ -1,4 +1,4 @@
-"""The ``impasto`` command line: ``stylize``, ``download``, ``backbones`` and ``evaluate``.
+"""The ``impasto`` command line: stylize, download, backbones, evaluate, recommend, compare.
 
 A thin layer over the public API. Every error a user can fix (an ``ImpastoError`` or a usage
 mistake) becomes one line ``impasto: error: ...`` on stderr and exit code 2; Ctrl-C prints
