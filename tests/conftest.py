@@ -32,6 +32,7 @@ def isolated_home(tmp_path_factory, monkeypatch):
     """Point the weight cache at an empty folder so tests never see a user's real cache."""
     home = tmp_path_factory.mktemp("impasto_home")
     monkeypatch.setenv("IMPASTO_HOME", str(home))
+    monkeypatch.delenv("IMPASTO_CLIP_WEIGHTS", raising=False)
     return home
 
 

@@ -167,16 +167,16 @@ def test_evaluate_auto_avoids_the_network_that_made_the_output(photos):
     assert report.notes == []
 
 
-def test_evaluate_lists_clip_and_artfid_as_unavailable_never_as_numbers(photos):
+def test_evaluate_lists_clip_without_weights_and_artfid_as_unavailable_never_as_numbers(photos):
     content, style = photos
     report = metrics.evaluate(content, content, style, backbone="tiny")
-    assert set(report.unavailable) == {"clip", "artfid"}
-    assert all(
-        reason.startswith("unavailable: weights not found")
-        for reason in report.unavailable.values()
-    )
-    assert "clip" not in report.metrics and "artfid" not in report.metrics
-    assert set(report.metrics) == set(metrics.METRICS)
+    assert set(report.unavailable) == {"clip_content", "clip_style", "artfid"}
+    for name in ("clip_content", "clip_style"):
+        assert report.unavailable[name].startswith("unavailable: weights not found")
+        assert "impasto download clip-vit-b32" in report.unavailable[name]
+    assert report.unavailable["artfid"].startswith("unavailable: not implemented")
+    assert not set(report.unavailable) & set(report.metrics)
+    assert set(report.metrics) == set(metrics.METRICS) - {"clip_content", "clip_style"}
     as_dict = json.loads(json.dumps(report.to_dict()))
     assert as_dict["backbone"] == "tiny"
     assert as_dict["directions"]["ssim"] == "higher is better"
@@ -213,10 +213,12 @@ def test_evaluate_pixel_metrics_need_no_network(photos, monkeypatch):
         raise AssertionError("a backbone was loaded for pixel metrics")
 
     monkeypatch.setattr(metrics, "_load_backbone", forbidden)
-    report = metrics.evaluate(content, content, style, metrics=["ssim", "color_distance", "clip"])
+    report = metrics.evaluate(
+        content, content, style, metrics=["ssim", "color_distance", "clip_style"]
+    )
     assert report.backbone == "none"
     assert list(report.metrics) == ["ssim", "color_distance"]
-    assert list(report.unavailable) == ["clip"]
+    assert list(report.unavailable) == ["clip_style"]
 
 
 def test_evaluate_notes_a_biased_backbone_choice(photos):
@@ -264,21 +266,21 @@ def test_cli_prints_a_table(capsys, files):
     assert code == 0
     assert "ssim" in out and "higher is better" in out and "lower is better" in out
     assert "backbone: tiny" in out
-    assert "clip" in out and "artfid" in out
+    assert "clip_style" in out and "artfid" in out
 
 
 def test_cli_json_scores_the_content_as_itself(capsys, files):
     code, out, _ = run(
         capsys, "evaluate", files["content"], "--content", files["content"],
         "--style", files["style"], "--made-with", "efficientnet-lite0",
-        "--metrics", "ssim", "style_ratio", "clip", "--json",
+        "--metrics", "ssim", "style_ratio", "clip_style", "--json",
     )  # fmt: skip
     assert code == 0
     report = json.loads(out)
     assert report["metrics"]["ssim"] == pytest.approx(1.0, abs=1e-6)
     assert report["metrics"]["style_ratio"] == pytest.approx(1.0, abs=1e-6)
     assert report["backbone"] == "efficientnet-lite2"
-    assert list(report["unavailable"]) == ["clip"]
+    assert list(report["unavailable"]) == ["clip_style"]
 
 
 def test_cli_missing_file_is_one_line(capsys, files, tmp_path):

@@ -10,8 +10,10 @@ Feature metrics should be scored with a network other than the one that made the
 stylisation optimised against a network's features flatters that network); ``evaluate`` with
 ``backbone="auto"`` picks one that differs from ``made_with`` when it can.
 
-CLIP score and ArtFID need weights impasto does not ship; they are always reported as
-unavailable, never as a number.
+CLIP similarities use OpenAI's CLIP ViT-B/32 image encoder when its weights are on this machine
+(``impasto download clip-vit-b32``, or ``IMPASTO_CLIP_WEIGHTS``); without them they are reported
+as unavailable with the way to get them, never as a number. ArtFID is not implemented (see
+``UNAVAILABLE``).
 """
 
 from __future__ import annotations
@@ -302,6 +304,38 @@ def meanstd_distance(image: torch.Tensor, style: torch.Tensor, backbone) -> floa
     return sum(values) / len(values)
 
 
+# --------------------------------------------------------------------------- CLIP metrics
+
+
+def _clip_similarity(image: torch.Tensor, other: torch.Tensor, clip) -> float:
+    parameter = next(iter(clip.parameters()))
+    with torch.no_grad():
+        pair = [clip(x.to(parameter.device, parameter.dtype)) for x in (image, other)]
+    return float((pair[0] * pair[1]).sum())
+
+
+def clip_style(image: torch.Tensor, style: torch.Tensor, clip) -> float:
+    """Cosine similarity of the CLIP image embeddings of ``image`` and ``style``.
+
+    Both images are resized (short side to the encoder's resolution, 224 for ViT-B/32) and
+    centre-cropped as CLIP's preprocessing does; ``clip`` is a ``CLIPImageEncoder``.
+    Range [-1, 1]; 1.0 for identical images; higher = closer to the style (CLIP sees what a
+    picture depicts as well as how it is painted, so this mixes content and style).
+    """
+    image, style = _check_image(image, "image"), _check_image(style, "style")
+    return _clip_similarity(image, style, clip)
+
+
+def clip_content(image: torch.Tensor, content: torch.Tensor, clip) -> float:
+    """Cosine similarity of the CLIP image embeddings of ``image`` and ``content``.
+
+    Same preprocessing as ``clip_style``. Range [-1, 1]; 1.0 for identical images; higher =
+    more of the content's meaning kept.
+    """
+    image, content = _check_image(image, "image"), _check_image(content, "content")
+    return _clip_similarity(image, content, clip)
+
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -310,7 +344,8 @@ class Metric:
     """One row of ``METRICS``.
 
     function: called with the inputs named in ``inputs`` (in that order), returns a float.
-    kind: "pixel" (no network), "feature" (needs a backbone); later "temporal" (frames).
+    kind: "pixel" (no network), "feature" (needs a backbone), "clip" (needs the CLIP image
+    encoder); later "temporal" (frames).
     direction: "higher" or "lower" is better.
     """
 
@@ -347,15 +382,23 @@ METRICS: dict[str, Metric] = {
         "sliced Wasserstein distance to the style's colours in YIQ (0 = same palette)",
         ("output", "style"),
     ),
+    "clip_content": Metric(
+        clip_content, "clip", "higher",
+        "CLIP image-embedding similarity to the content (1 = same meaning)",
+        ("output", "content", "clip"),
+    ),
+    "clip_style": Metric(
+        clip_style, "clip", "higher",
+        "CLIP image-embedding similarity to the style image (1 = identical)",
+        ("output", "style", "clip"),
+    ),
 }  # fmt: skip
 
 UNAVAILABLE: dict[str, str] = {
-    "clip": "unavailable: weights not found (needs CLIP image/text weights; loading them is not "
-    "supported yet, see README 'Metrics')",
-    "artfid": "unavailable: weights not found (needs Inception-v3 FID and art-style network "
-    "weights; not supported yet, see README 'Metrics')",
+    "artfid": "unavailable: not implemented yet (ArtFID is a score over a set of results: "
+    "LPIPS on AlexNet plus FID on Inception-v3 features; see README 'Metrics')",
 }
-"""Metrics that are planned but need weights impasto cannot use here; never a number."""
+"""Metrics that are planned but not implemented; reported with the reason, never a number."""
 
 METRIC_CHOICES: tuple[str, ...] = (*METRICS, *UNAVAILABLE)
 
@@ -425,6 +468,18 @@ def choose_backbone(made_with: str | None = None) -> str:
     return others[0] if others else here[0]
 
 
+def _clip_encoder(weights) -> tuple[Any, str]:
+    """(encoder, "") or (None, the 'unavailable' reason) when there are no CLIP weights.
+    Weights that exist but do not load raise WeightsError (a broken file is an error)."""
+    from . import clip
+
+    if isinstance(weights, torch.nn.Module):
+        return weights, ""
+    if clip.clip_weights_path(weights) is None:
+        return None, clip.missing_reason()
+    return clip.load_clip(weights), ""
+
+
 def _load(image: ImageLike, what: str) -> torch.Tensor:
     if isinstance(image, (str, os.PathLike)):
         from .images import load_image
@@ -440,6 +495,7 @@ def evaluate(
     backbone: str | Any = "auto",
     made_with: str | None = None,
     metrics: Sequence[str] | None = None,
+    clip_weights: str | os.PathLike | Any | None = None,
 ) -> EvaluationReport:
     """Score a stylised ``output`` against its ``content`` and ``style`` images.
 
@@ -448,6 +504,9 @@ def evaluate(
     ``backbone``: a registry name, a Backbone, or "auto" (see ``choose_backbone``; avoids
     ``made_with``, the network that produced the output). ``metrics``: names from
     ``METRIC_CHOICES`` (default: all). Names in ``UNAVAILABLE`` are reported there, never scored.
+    ``clip_weights``: a CLIP weights file or a loaded ``CLIPImageEncoder`` (default: see
+    ``impasto.clip.clip_weights_path``); without weights the CLIP metrics are reported as
+    unavailable with the way to get them.
     """
     from .backbones import BACKBONES
 
@@ -495,9 +554,18 @@ def evaluate(
             )
         network = FeatureCache(network)
 
-    inputs = {"output": output, "content": content, "style": style, "backbone": network}
     values: dict[str, float] = {}
     unavailable: dict[str, str] = {}
+    clip = None
+    if any(METRICS[name].kind == "clip" for name in scored):
+        clip, reason = _clip_encoder(clip_weights)
+        if clip is None:
+            for name in [name for name in scored if METRICS[name].kind == "clip"]:
+                unavailable[name] = reason
+                scored.remove(name)
+
+    inputs = {"output": output, "content": content, "style": style, "backbone": network}
+    inputs["clip"] = clip
     for name in scored:
         metric = METRICS[name]
         try:

@@ -83,6 +83,18 @@ VGG19 = WeightSpec(
     source="torchvision ImageNet VGG-19 weights (Simonyan & Zisserman 2014)",
 )
 
+CLIP_VIT_B32 = WeightSpec(
+    name="clip-vit-b32",
+    url="https://openaipublic.azureedge.net/clip/models/"
+    "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+    sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+    size=353_976_522,
+    filename="ViT-B-32.pt",
+    license="MIT (OpenAI CLIP)",
+    source="OpenAI CLIP ViT-B/32 (Radford et al. 2021), TorchScript archive; used by the "
+    "clip_* metrics only",
+)
+
 
 def home_dir() -> Path:
     """The impasto data folder: ``$IMPASTO_HOME`` if set, else the user's cache dir. Not created."""
@@ -311,6 +323,21 @@ def reachable(spec: WeightSpec, timeout: float = 3.0, urlopen: Callable | None =
         return False
 
 
+def is_torchscript_archive(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a zip holding TorchScript code (``*/code/`` or ``constants.pkl``)."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any(
+                "/code/" in name or name.endswith("/constants.pkl") for name in archive.namelist()
+            )
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Load a state dict of tensors on the CPU, safely (never unpickles arbitrary objects).
 
@@ -322,6 +349,12 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
+    if is_torchscript_archive(path):
+        # torch.load(weights_only=True) would hand such a file to torch.jit.load.
+        raise WeightsError(
+            f"{path} is not a weights file: it is a TorchScript archive (a program, not a state "
+            "dict); impasto does not load those from unknown sources"
+        )
     try:
         if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
