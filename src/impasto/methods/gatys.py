@@ -58,7 +58,7 @@ class GatysConfig:
                                          min=1e-6, max=100.0)  # fmt: skip
     content_weight: float = option(50.0, "weight of the content loss", min=0.0)
     style_weight: float = option(1e4, "weight of the style loss", min=0.0)
-    tv_weight: float = option(100.0, "weight of the total-variation loss (smoothness)", min=0.0)
+    tv_weight: float = option(1000.0, "weight of the total-variation loss (smoothness)", min=0.0)
     init: str = option("content", "starting image", choices=INIT_CHOICES)
     style_scale: float = option(1.0, "style image size relative to the output", min=0.05, max=8.0)
     style_blend: list[float] | None = option(
