@@ -63,10 +63,10 @@ def test_reasons_record_which_rows_chose_a_method():
     assert len(adain.because) == 2
 
 
-def test_only_gatys_is_available_today():
+def test_only_gatys_and_fast_are_available_today():
     everything = rec.recommend(rec.SITUATIONS)
     assert {r.method for r in everything} == set(rec.METHODS)
-    assert {r.method for r in everything if r.available} == {"gatys"}
+    assert {r.method for r in everything if r.available} == {"gatys", "fast"}
     for r in everything:
         assert r.how_to_get
 

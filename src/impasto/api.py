@@ -17,7 +17,7 @@ import torch
 from .errors import InputError
 from .images import LoadedImage, load_image, resize_to
 
-METHOD_CHOICES: tuple[str, ...] = ("gatys",)
+METHOD_CHOICES: tuple[str, ...] = ("gatys", "fast")
 ImageLike = str | os.PathLike | torch.Tensor | LoadedImage
 
 
@@ -31,21 +31,30 @@ def _as_loaded(image: ImageLike, max_pixels: int | None) -> LoadedImage:
     return load_image(image, max_pixels=max_pixels)
 
 
-def stylize(content: ImageLike, styles: ImageLike | Sequence[ImageLike], *,
-            method: str = "gatys", weights: str | os.PathLike | None = None,
+def stylize(content: ImageLike, styles: ImageLike | Sequence[ImageLike] | None = None, *,
+            method: str = "gatys", model=None, weights: str | os.PathLike | None = None,
             progress=None, notify=None, max_pixels: int | None = None, **options):  # fmt: skip
     """Stylise ``content`` with one or more ``styles`` (paths, tensors (1, 3, H, W) in [0, 1]).
 
-    ``options`` are the fields of the method's config (e.g. ``GatysConfig``: size, steps,
-    style_weight, preserve_color, backbone, seed, ...). ``weights`` is a local weights file for
-    the backbone. ``progress(event)`` receives ProgressEvents (return False to cancel);
+    ``method="gatys"`` (default): optimisation; ``options`` are ``GatysConfig``'s fields (size,
+    steps, style_weight, preserve_color, backbone, seed, ...); ``weights`` is a local weights
+    file for the backbone. ``method="fast"``: one pass of a trained ``model`` (a model folder, a
+    shipped model's name, or a loaded ``FastModel``); no ``styles``; ``options`` are
+    ``FastConfig``'s fields (size, preserve_color, device, precision).
+    ``progress(event)`` receives ProgressEvents (return False to cancel);
     ``notify(line)`` receives one-line notices (e.g. a backbone fallback).
 
-    Returns the method's result (``.image`` (1, 3, H, W) in [0, 1], ``.history`` of losses,
-    ``.alpha`` the content's alpha resized to the output, or None).
+    Returns the method's result (``.image`` (1, 3, H, W) in [0, 1], ``.alpha`` the content's
+    alpha resized to the output, or None; Gatys also gives ``.history`` of losses).
     """
     if method not in METHOD_CHOICES:
         raise InputError(f"unknown method '{method}'; choose from: {', '.join(METHOD_CHOICES)}")
+    if method == "fast":
+        return _stylize_fast(content, styles, model, max_pixels, options)
+    if model is not None:
+        raise InputError("model= is for method 'fast'")
+    if styles is None:
+        raise InputError("method 'gatys' needs at least one style image")
     from .backbones import load_backbone
     from .methods import gatys
 
@@ -71,3 +80,27 @@ def stylize(content: ImageLike, styles: ImageLike | Sequence[ImageLike], *,
         alpha = resize_to(alpha, *result.image.shape[-2:])
     result.alpha = alpha
     return result
+
+
+def _stylize_fast(content, styles, model, max_pixels, options):
+    import time
+
+    from .methods import fast
+
+    if styles is not None:
+        raise InputError("method 'fast' takes no style images: the style is in the model")
+    if model is None:
+        raise InputError("method 'fast' needs model= (a model folder or a shipped model's name)")
+    names = {field.name for field in dataclasses.fields(fast.FastConfig)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise InputError(f"unknown option(s) for method 'fast': {', '.join(unknown)}")
+    config = fast.FastConfig(**options)
+    started = time.perf_counter()
+    loaded = model if isinstance(model, fast.FastModel) else fast.load_model(model)
+    content_image = _as_loaded(content, max_pixels)
+    image = fast.stylize(content_image.rgb, loaded, config)
+    alpha = content_image.alpha
+    if alpha is not None:
+        alpha = resize_to(alpha, *image.shape[-2:])
+    return fast.FastResult(image, alpha, str(loaded.path), time.perf_counter() - started)

@@ -106,8 +106,16 @@ def _help(text: str) -> str:
     return text.replace("%", "%%")  # argparse %-formats help strings
 
 
-def _add_config_flags(group, config_class: type) -> None:
-    """One flag per field of ``config_class`` whose metadata has ``cli`` set."""
+def _add_config_flags(
+    group, config_class: type, shared: Sequence[str] = (), absent_when_unset: bool = False
+) -> None:
+    """One flag per field of ``config_class`` whose metadata has ``cli`` set.
+
+    ``absent_when_unset``: a flag the user did not give is absent from the namespace (so the
+    caller knows what was given and each method applies its own defaults). ``shared``: fields
+    whose flag other methods use too: their choices are checked by the chosen method's config
+    (validate_config) rather than by argparse.
+    """
     from .config import flag_name
 
     hints = typing.get_type_hints(config_class)
@@ -123,19 +131,28 @@ def _add_config_flags(group, config_class: type) -> None:
                 flag_name(field.name),
                 dest=field.name,
                 action=action,
-                default=field.default,
+                default=argparse.SUPPRESS if absent_when_unset else field.default,
                 help=help_text,
             )
             continue
         convert, metavar = _TYPES[kind]
         choices = meta.get("choices")
-        if field.default is not None:
+        default = field.default
+        if field.name in shared:
+            if choices:
+                metavar = "{" + ",".join(map(str, choices)) + "}"
+            choices = None
+        if absent_when_unset:
+            if default is not None:
+                help_text += f" (default: {default})"
+            default = argparse.SUPPRESS
+        elif default is not None:
             help_text += " (default: %(default)s)"
         group.add_argument(
             flag_name(field.name),
             dest=field.name,
             type=convert,
-            default=field.default,
+            default=default,
             choices=choices,
             metavar=None if choices else metavar,
             help=help_text,
@@ -145,11 +162,19 @@ def _add_config_flags(group, config_class: type) -> None:
 def _add_stylize_arguments(parser: argparse.ArgumentParser) -> None:
     from .api import METHOD_CHOICES
     from .images import OUTPUT_FORMATS
+    from .methods.fast import FastConfig
     from .methods.gatys import GatysConfig
 
     meta = {field.name: field.metadata for field in dataclasses.fields(GatysConfig)}
-    parser.add_argument("content", metavar="CONTENT", help="content image (the photo)")
-    parser.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
+    parser.add_argument(
+        "content",
+        metavar="CONTENT",
+        help="content image (the photo); with --method fast, "
+        "every positional argument is an input image or folder",
+    )
+    parser.add_argument(
+        "styles", metavar="STYLE", nargs="*", help="one or more style images (gatys)"
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -163,8 +188,12 @@ def _add_stylize_arguments(parser: argparse.ArgumentParser) -> None:
         default="gatys",
         help="style transfer method (default: %(default)s)",
     )
-    group = parser.add_argument_group("method options (gatys)")
-    _add_config_flags(group, GatysConfig)
+    shared = [field.name for field in dataclasses.fields(FastConfig)]
+    group = parser.add_argument_group(
+        "method options (gatys; --size, --preserve-color, "
+        "--device and --precision apply to fast too)"
+    )
+    _add_config_flags(group, GatysConfig, shared=shared, absent_when_unset=True)
     group.add_argument(
         "--style-blend",
         dest="style_blend",
@@ -187,6 +216,19 @@ def _add_stylize_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         type=_layer_weight,
         help=_help(meta["style_layers"]["help"]) + "; WEIGHT defaults to 1",
+    )
+    fast = parser.add_argument_group("method options (fast)")
+    fast.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="a model folder from `impasto train fast`, or the name of a shipped model",
+    )
+    fast.add_argument(
+        "--batch",
+        type=int,
+        default=4,
+        metavar="N",
+        help="images of the same size stylised together (default: %(default)s)",
     )
     other = parser.add_argument_group("other options")
     other.add_argument(
@@ -241,10 +283,11 @@ def build_parser(argv: Sequence[str] = ("stylize",)) -> Parser:
 
     download = commands.add_parser(
         "download",
-        help="download a backbone's weights into the cache",
-        description="Download, verify (sha256) and cache the weights of a backbone.",
+        help="download weights (a backbone's, or CLIP's for the metrics) into the cache",
+        description="Download, verify (sha256) and cache the weights of a backbone or of the "
+        "CLIP image encoder used by `impasto evaluate`.",
     )
-    download.add_argument("name", metavar="NAME", help="backbone whose weights to fetch: vgg19")
+    download.add_argument("name", metavar="NAME", help="what to fetch: vgg19 or clip-vit-b32")
     download.set_defaults(handler=_run_download)
 
     backbones = commands.add_parser(
@@ -262,6 +305,21 @@ def build_parser(argv: Sequence[str] = ("stylize",)) -> Parser:
     )
     _add_evaluate_arguments(evaluate)
     evaluate.set_defaults(handler=_run_evaluate)
+
+    train = commands.add_parser(
+        "train",
+        help="train a network for one style (fast style transfer)",
+        description="Train a model once, then stylise in one pass with "
+        "`impasto stylize --method fast --model MODEL_DIR`. KIND: fast.",
+    )
+    if _command_in(argv) == "train":
+        from . import cli_fast
+
+        cli_fast.add_train_arguments(train)
+
+    from . import cli_fast
+
+    cli_fast.add_export_parser(commands)
 
     compare = commands.add_parser(
         "compare",
@@ -340,7 +398,14 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         nargs="+",
         help="metrics to compute (default: all): ssim, content_distance, style_ratio, "
-        "meanstd_distance, color_distance, clip, artfid",
+        "meanstd_distance, color_distance, clip_content, clip_style, artfid",
+    )
+    parser.add_argument(
+        "--clip-weights",
+        dest="clip_weights",
+        metavar="PATH",
+        help="CLIP weights for the clip_* metrics (default: $IMPASTO_CLIP_WEIGHTS, else the "
+        "file `impasto download clip-vit-b32` caches)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -436,10 +501,10 @@ def _download_with_progress(
 
 
 def _downloadable() -> dict:
-    """Backbone name -> WeightSpec of the weights ``impasto download`` can fetch."""
+    """Name -> WeightSpec of the weights ``impasto download`` can fetch."""
     from . import weights
 
-    return {"vgg19": weights.VGG19}
+    return {spec.name: spec for spec in (weights.VGG19, weights.CLIP_VIT_B32)}
 
 
 # --------------------------------------------------------------------------- stylize
@@ -545,14 +610,36 @@ def _run_stylize(args: argparse.Namespace, terminal: Terminal) -> int:
     from .backbones import resolve_backbone_name
     from .config import validate_config
     from .devices import resolve_device
+    from .methods.fast import FastConfig
     from .methods.gatys import GatysConfig
+
+    fields = dataclasses.fields(GatysConfig)
+    given = {
+        f.name: getattr(args, f.name)
+        for f in fields
+        if f.metadata.get("cli", True) and hasattr(args, f.name)
+    }
+    shared = {f.name for f in dataclasses.fields(FastConfig)}
+    if args.method == "fast":
+        extra = [name for name in given if name not in shared]
+        extra += [name for name in ("style_blend", "content_layers", "style_layers", "weights")
+                  if getattr(args, name) is not None]  # fmt: skip
+        if extra:
+            flags = ", ".join("--" + name.replace("_", "-") for name in extra)
+            raise InputError(f"{flags}: not an option of --method fast (the style is in the model)")
+        from . import cli_fast
+
+        return cli_fast.run_stylize(args, terminal, given)
+    if args.model is not None:
+        raise InputError("--model is an option of --method fast")
+    if not args.styles:
+        raise InputError("give at least one STYLE image after CONTENT")
 
     started = time.perf_counter()
     inputs = [args.content, *args.styles]
 
     # 1. Option values (cheap): nothing is read or loaded before these are right.
-    fields = dataclasses.fields(GatysConfig)
-    options = {f.name: getattr(args, f.name) for f in fields if f.metadata.get("cli", True)}
+    options = dict(given)
     options["style_blend"] = args.style_blend
     options["content_layers"] = args.content_layers
     options["style_layers"] = _style_layers(args.style_layers)
@@ -719,6 +806,7 @@ def _run_evaluate(args: argparse.Namespace, terminal: Terminal) -> int:
         backbone=args.backbone,
         made_with=args.made_with,
         metrics=names,
+        clip_weights=args.clip_weights,
     )
     for note in report.notes:
         terminal.line(note)

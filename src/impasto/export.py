@@ -1,0 +1,68 @@
+"""Export a trained fast-style model to ONNX, for onnxruntime, browsers and mobile runtimes.
+
+The graph takes ``image``: float32 (N, 3, H, W) in [0, 1] and returns ``stylized`` of the same
+shape; N, H and W are dynamic. It is produced by ``torch.onnx.export`` (the torch.export-based
+exporter, which needs the ``onnx`` and ``onnxscript`` packages: ``pip install impasto[export]``)
+and written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+
+from .errors import InputError
+
+EXPORT_FORMATS: tuple[str, ...] = ("onnx",)
+DEFAULT_OPSET = 18
+TRACE_SIZE = 64  # the example input's side; any size works after export
+
+
+def export_onnx(network, path: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Path:
+    """Write ``network`` (a torch module, images -> images) as an ONNX file with dynamic batch,
+    height and width."""
+    import torch
+
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as error:
+        raise InputError(
+            f"ONNX export needs the '{error.name}' package: pip install 'impasto[export]'"
+        ) from error
+    target = Path(path)
+    if target.suffix.lower() != ".onnx":
+        raise InputError(f"ONNX output must end in .onnx, got '{target.name}'")
+    if not target.parent.is_dir():
+        raise InputError(f"output folder {target.parent} does not exist")
+    network = network.float().cpu().eval()
+    example = torch.rand(1, 3, TRACE_SIZE, TRACE_SIZE, generator=torch.Generator().manual_seed(0))
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    height = torch.export.Dim("height", min=16, max=16384)
+    width = torch.export.Dim("width", min=16, max=16384)
+    partial = target.with_name(f".{target.name}.part")
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)  # e.g. "torchvision is not installed": noise, not news
+    try:
+        # The exporter narrates every stage on stdout; the library stays silent.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                network, (example,), dynamo=True, opset_version=opset,
+                input_names=["image"], output_names=["stylized"],
+                dynamic_shapes={"images": {0: batch, 2: height, 3: width}},
+                external_data=False,
+            )  # fmt: skip
+            program.save(str(partial))
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        onnx_log.setLevel(level)
+    return target

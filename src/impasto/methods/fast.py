@@ -1,0 +1,590 @@
+"""Fast style transfer: a feed-forward network trained once per style (Johnson, Alahi & Fei-Fei,
+"Perceptual Losses for Real-Time Style Transfer and Super-Resolution", ECCV 2016).
+
+Training (``train``), at every step:
+  1. x: a batch of random crops, randomly flipped, from a folder of photos (impasto.photos).
+  2. y = T(x): the transformation network below.
+  3. loss = content_weight * L_content(phi(y), phi(x)) + style_weight * L_style(G(phi(y)), G_style)
+            + tv_weight * TV(y), with phi a registered backbone (the loss network) and the
+     relative losses of impasto.losses; G_style: Gram matrices of the style image.
+  4. One Adam step.
+Inference (``stylize``): y = T(x), one forward pass, any image size.
+
+The network T: 9x9 conv (width c), two stride-2 3x3 convs (2c, 4c), residual blocks at 4c, two
+(x2 nearest upsample, 3x3 conv) stages back to c, a 9x9 conv to RGB; instance normalisation and
+ReLU after every conv but the last.
+
+Departures from the paper, and why:
+- Instance normalisation (Ulyanov et al. 2016) instead of batch normalisation: the standard fix,
+  better results and no train/test difference.
+- Upsample-then-convolve instead of fractionally strided convolutions: no checkerboard artefacts
+  (Odena et al. 2016).
+- Output through a sigmoid into [0, 1] instead of a scaled tanh; inputs are padded to a multiple
+  of 4 (replicate) and the output is cropped back, so every size works.
+- Instance norm runs as a one-channel-per-group group norm (the same function): that kernel
+  keeps channels_last tensors in that layout, where ``F.instance_norm`` reshapes into a batch
+  norm over a contiguous copy (a likely cause of the slow fp16 channels_last runs seen with
+  pytorch/examples' network).
+- Relative losses and a pluggable loss network (the offline default is EfficientNet-Lite0; the
+  paper used VGG-16). Width ``channels`` (paper: 32) and ``residual_blocks`` (paper: 5) are
+  options: a narrower network is what makes real time reachable on a CPU.
+- Mixed precision (bfloat16 autocast) on CUDA.
+
+Resuming: batches are a pure function of (seed, step) (impasto.photos), the network starts
+from ``seed`` and each checkpoint holds the weights, the Adam state and the step, so a resumed
+run repeats an uninterrupted one bit for bit (on the same device and software).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import __version__, color, losses
+from ..backbones import BACKBONE_CHOICES, Backbone, load_backbone
+from ..config import option, validate_config
+from ..devices import DEVICE_CHOICES, configure_for_speed, resolve_device
+from ..errors import Cancelled, InputError
+from ..model_folder import ModelFolder, check_destination, load_model_folder, save_model_folder
+from ..progress import ProgressCallback, ProgressEvent, report
+
+METHOD = "fast"
+PADDING_CHOICES = ("reflect", "zeros")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+PRESERVE_COLOR_CHOICES = ("none", "luminance", "histogram")
+MIN_SIDE = 16  # reflection padding of the 9x9 convolutions needs a few pixels
+CHECKPOINT = Path("training") / "checkpoint.pt"
+PREVIEWS = Path("training") / "previews"
+LICENSE_NOTE = (
+    "model weights: same licence as the style image and the training photos; impasto code: "
+    "Apache-2.0"
+)
+
+# --------------------------------------------------------------------------- the network
+
+
+class InstanceNorm(nn.Module):
+    """Per-image, per-channel normalisation over H and W with a learned scale and shift.
+
+    Computed as a group norm with one channel per group, which is the same function: its fused
+    kernel keeps channels_last tensors in that layout (``F.instance_norm`` copies them to
+    contiguous and back) and was 5x faster than explicit mean/variance ops on the CPU
+    (benchmarks/README.md). Half-precision inputs accumulate in float32 inside the kernel.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
+        return F.group_norm(x, x.shape[1], weight, bias, self.eps)
+
+
+class ConvNormReLU(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: str) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, padding_mode=padding),
+            InstanceNorm(cout),
+            nn.ReLU(inplace=True),
+        )
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, padding: str) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding)
+        self.norm1 = InstanceNorm(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding)
+        self.norm2 = InstanceNorm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.norm1(self.conv1(x)))
+        return x + self.norm2(self.conv2(y))
+
+
+class UpsampleConv(nn.Module):
+    """x2 nearest-neighbour upsampling, then a 3x3 conv, instance norm and ReLU."""
+
+    def __init__(self, cin: int, cout: int, padding: str) -> None:
+        super().__init__()
+        self.block = ConvNormReLU(cin, cout, 3, 1, padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The architecture, stored in a model's config.json."""
+
+    channels: int = 32
+    residual_blocks: int = 5
+    padding: str = "reflect"
+
+
+class TransformNet(nn.Module):
+    """Images (B, 3, H, W) in [0, 1], any H and W -> stylised images of the same shape."""
+
+    def __init__(self, config: NetworkConfig = NetworkConfig()) -> None:
+        super().__init__()
+        c, pad = config.channels, config.padding
+        self.config = config
+        self.encoder = nn.Sequential(
+            ConvNormReLU(3, c, 9, 1, pad),
+            ConvNormReLU(c, 2 * c, 3, 2, pad),
+            ConvNormReLU(2 * c, 4 * c, 3, 2, pad),
+        )
+        self.residuals = nn.Sequential(
+            *(ResidualBlock(4 * c, pad) for _ in range(config.residual_blocks))
+        )
+        self.decoder = nn.Sequential(
+            UpsampleConv(4 * c, 2 * c, pad),
+            UpsampleConv(2 * c, c, pad),
+            nn.Conv2d(c, 3, 9, padding=4, padding_mode=pad),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        height, width = images.shape[-2:]
+        pad_h, pad_w = (-height) % 4, (-width) % 4
+        # Unconditional (often a zero pad): an exported graph must not bake in one size's branch.
+        x = F.pad(images * 2.0 - 1.0, (0, pad_w, 0, pad_h), mode="replicate")
+        y = torch.sigmoid(self.decoder(self.residuals(self.encoder(x))))
+        return y[..., :height, :width]
+
+
+# --------------------------------------------------------------------------- training options
+
+
+@dataclass
+class FastTrainConfig:
+    """Options of ``impasto train fast``; the CLI flags are built from these fields."""
+
+    size: int = option(256, "side of the square training crops in pixels", min=16, max=2048)
+    batch: int = option(4, "crops per step", min=1, max=256)
+    steps: int = option(4000, "training steps (batches)", min=1, max=10_000_000)
+    learning_rate: float = option(1e-3, "Adam step size", min=1e-7, max=1.0)
+    content_weight: float = option(1.0, "weight of the content loss", min=0.0)
+    style_weight: float = option(5.0, "weight of the style loss", min=0.0)
+    tv_weight: float = option(10.0, "weight of the total-variation loss (smoothness)", min=0.0)
+    style_size: int | None = option(None, "long side of the style image (default: --size)",
+                                    min=16, max=4096)  # fmt: skip
+    backbone: str = option("auto", "loss network", choices=BACKBONE_CHOICES)
+    channels: int = option(32, "network width (the paper's 32; 16 is ~4x faster)", min=4, max=256)
+    residual_blocks: int = option(5, "residual blocks (the paper's 5)", min=0, max=32)
+    padding: str = option("reflect", "convolution padding", choices=PADDING_CHOICES)
+    seed: int = option(0, "random seed (network start, data order, crops)", min=0)
+    checkpoint_every: int = option(200, "write a resumable checkpoint every N steps", min=1)
+    preview_every: int = option(200, "write a preview image every N steps (0: never)", min=0)
+    device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
+    precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere",
+                            choices=("auto", "fp32", "bf16"))  # fmt: skip
+
+    def network(self) -> NetworkConfig:
+        return NetworkConfig(self.channels, self.residual_blocks, self.padding)
+
+
+# Changing these between an interrupted run and its resumption is allowed; anything else
+# would make the resumed run a different run.
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "preview_every", "device")
+
+
+@dataclass
+class TrainResult:
+    folder: Path
+    steps: int
+    resumed_from: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    backbone: str = ""
+    device: str = ""
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _fingerprint(config: FastTrainConfig, style_sha256: str, data: dict) -> dict[str, Any]:
+    kept = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
+    return {"config": kept, "style_sha256": style_sha256, "data": data}
+
+
+def _atomic_torch_save(value: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        torch.save(value, partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The training checkpoint in a model folder (loaded with weights_only=True), or None."""
+    path = Path(folder) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise InputError(f"training checkpoint {path} is unreadable ({error})") from error
+
+
+def style_tensor_sha256(style: torch.Tensor) -> str:
+    """sha256 of the style image's pixels as float32 (used when no file is given)."""
+    return hashlib.sha256(style.float().contiguous().cpu().numpy().tobytes()).hexdigest()
+
+
+def _style_grams(backbone, style: torch.Tensor, layers: dict[str, float], autocast) -> dict:
+    with torch.no_grad(), autocast():
+        features = backbone(style, list(layers))
+    return {name: losses.gram_matrix(features[name].float()) for name in layers}
+
+
+def train(
+    style: torch.Tensor,
+    photos,
+    folder: str | os.PathLike,
+    config: FastTrainConfig | None = None,
+    *,
+    resume: bool = False,
+    style_info: dict[str, Any] | None = None,
+    backbone: Backbone | None = None,
+    progress: ProgressCallback | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a transformation network for ``style`` (1, 3, H, W) on ``photos`` (a PhotoSet) and
+    write the model folder ``folder`` (plus ``training/`` with checkpoints and previews).
+
+    ``resume``: continue from ``folder``'s checkpoint (the settings, style and data must be
+    the same; only RESUMABLE_CHANGES may differ). Without it, an existing checkpoint is an
+    error, so no run is ever overwritten by accident. A cancel from ``progress`` writes a
+    checkpoint at the last finished step and raises Cancelled.
+    ``style_info``: provenance of the style image for the metadata (e.g. file name, sha256).
+    """
+    config = config or FastTrainConfig()
+    validate_config(config)
+    if style.ndim != 4 or style.shape[:2] != (1, 3):
+        raise InputError(f"the style image must be (1, 3, H, W), got {tuple(style.shape)}")
+    if min(min(photo.shape[-2:]) for photo in photos.photos) < config.size:
+        raise InputError(f"photos must be loaded at a short side of at least --size {config.size}")
+    folder = check_destination(folder)
+    style_info = dict(style_info or {})
+    style_sha = style_info.setdefault("sha256", style_tensor_sha256(style))
+    fingerprint = _fingerprint(config, style_sha, photos.description())
+
+    checkpoint = read_checkpoint(folder)
+    if checkpoint is not None and not resume:
+        raise InputError(
+            f"{folder} already holds a training checkpoint (step {int(checkpoint['step'])}); "
+            "pass --resume to continue it, or choose another folder"
+        )
+    if resume and checkpoint is None:
+        raise InputError(f"nothing to resume: {folder / CHECKPOINT} does not exist")
+    if checkpoint is not None:
+        saved = json.loads(checkpoint["fingerprint"])
+        if saved != json.loads(json.dumps(fingerprint)):
+            changed = sorted(
+                key for key in set(saved["config"]) | set(fingerprint["config"])
+                if saved["config"].get(key) != fingerprint["config"].get(key)
+            )  # fmt: skip
+            what = ", ".join(changed) or "the style image or the training photos"
+            raise InputError(f"cannot resume {folder}: different {what} than the interrupted run")
+
+    device = resolve_device(config.device)
+    configure_for_speed(device)
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+
+    def autocast():
+        if use_bf16:
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    if backbone is None:
+        backbone = load_backbone(config.backbone, notify=notify)
+    backbone = backbone.to(device).eval()
+    for parameter in backbone.parameters():
+        parameter.requires_grad_(False)
+    content_layers = list(backbone.defaults.content_layers)
+    style_layers = dict(backbone.defaults.style_layers)
+    layers = sorted(set(content_layers) | set(style_layers))
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        network = TransformNet(config.network())
+    network = network.to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    start = 0
+    if checkpoint is not None:
+        network.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        start = int(checkpoint["step"])
+    if start > config.steps:
+        raise InputError(f"the checkpoint is at step {start}, past --steps {config.steps}")
+
+    style_size = config.style_size or config.size
+    style_image = _resize_long(style, style_size).to(device)
+    targets = _style_grams(backbone, style_image, style_layers, autocast)
+    weight_sum = sum(style_layers.values()) or 1.0
+    preview_input = _preview_crop(photos, config.size).to(device)
+
+    def save_checkpoint(step: int) -> None:
+        state = {
+            "model": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+            "optimizer": _to_cpu(optimizer.state_dict()),
+            "step": step,
+            "fingerprint": json.dumps(fingerprint),
+        }
+        _atomic_torch_save(state, folder / CHECKPOINT)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    step = start
+    network.train()
+    try:
+        while step < config.steps:
+            x = photos.batch(step, config.batch, config.size, config.seed).to(device)
+            with autocast():
+                y = network(x)
+                features_y = backbone(y, layers)
+                with torch.no_grad():
+                    features_x = backbone(x, content_layers)
+            content = sum(
+                losses.content_loss(features_y[k].float(), features_x[k].float())
+                for k in content_layers
+            ) / max(1, len(content_layers))
+            style_term = (
+                sum(
+                    w * losses.style_loss(losses.gram_matrix(features_y[k].float()), targets[k])
+                    for k, w in style_layers.items()
+                )
+                / weight_sum
+            )
+            tv = losses.tv_loss(y.float())
+            total = (config.content_weight * content + config.style_weight * style_term
+                     + config.tv_weight * tv)  # fmt: skip
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            step += 1
+            values = {"total": float(total.detach()), "content": float(content.detach()),
+                      "style": float(style_term.detach()), "tv": float(tv.detach())}  # fmt: skip
+            history.append(values)
+            preview = None
+            if config.preview_every and (step % config.preview_every == 0 or step == config.steps):
+                preview = _preview(network, preview_input, autocast)
+                _save_preview(preview, folder / PREVIEWS / f"step-{step:07d}.png")
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save_checkpoint(step)
+            report(progress, ProgressEvent("training", step, config.steps, values, preview))
+    except Cancelled:
+        save_checkpoint(step)  # the step boundary: the state is exactly that of step ``step``
+        raise
+
+    metadata = {
+        "method": METHOD,
+        "impasto_version": __version__,
+        "style": style_info,
+        "backbone": backbone.name,
+        "training": asdict(config),
+        "steps_done": step,
+        "data": photos.description(),
+        "final_losses": history[-1] if history else None,
+        "license": LICENSE_NOTE,
+    }
+    network_config = asdict(config.network())
+    state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
+    save_model_folder(folder, METHOD, network_config, state, metadata)
+    return TrainResult(folder, step, start, time.perf_counter() - started, history,
+                       backbone.name, str(device))  # fmt: skip
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def _resize_long(image: torch.Tensor, long_side: int) -> torch.Tensor:
+    height, width = image.shape[-2:]
+    scale = long_side / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if size == (height, width):
+        return image
+    return F.interpolate(image, size=size, mode="bicubic", antialias=True,
+                         align_corners=False).clamp(0, 1)  # fmt: skip
+
+
+def _preview_crop(photos, size: int) -> torch.Tensor:
+    """The centre crop of the first photo: the same preview input at every step."""
+    photo = photos.photos[0]
+    height, width = photo.shape[-2:]
+    top, left = (height - size) // 2, (width - size) // 2
+    return photo[None, :, top : top + size, left : left + size].float() / 255.0
+
+
+def _preview(network: TransformNet, image: torch.Tensor, autocast) -> torch.Tensor:
+    network.eval()
+    with torch.no_grad(), autocast():
+        out = network(image).float().cpu()
+    network.train()
+    return out
+
+
+def _save_preview(image: torch.Tensor, path: Path) -> None:
+    from ..images import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(image, path)
+
+
+# --------------------------------------------------------------------------- inference
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+"""Models shipped inside the package: ``--model NAME`` finds ``MODELS_DIR / NAME``."""
+
+
+def shipped_models() -> list[str]:
+    if not MODELS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
+
+
+@dataclass
+class FastModel:
+    """A loaded fast-style model: the network (eval mode, CPU) and its folder's metadata."""
+
+    network: TransformNet
+    metadata: dict[str, Any]
+    path: Path
+
+
+def load_model(model: str | os.PathLike) -> FastModel:
+    """Load a model folder, or a shipped model by name. Raises InputError when invalid."""
+    path = Path(model)
+    if not path.exists() and str(model) in shipped_models():
+        path = MODELS_DIR / str(model)
+    if not path.exists():
+        shipped = ", ".join(shipped_models()) or "none in this installation"
+        raise InputError(
+            f"model not found: {model} (a model folder, or a shipped model: {shipped})"
+        )
+    folder: ModelFolder = load_model_folder(path, method=METHOD)
+    try:
+        known = {f.name for f in fields(NetworkConfig)}
+        unknown = sorted(set(folder.network) - known)
+        if unknown:
+            raise InputError(f"{path}: unknown network options {', '.join(unknown)}")
+        network_config = NetworkConfig(**folder.network)
+        if network_config.padding not in PADDING_CHOICES:
+            raise InputError(f"{path}: unknown padding '{network_config.padding}'")
+        network = TransformNet(network_config)
+        network.load_state_dict(folder.state_dict, strict=True)
+    except (TypeError, RuntimeError) as error:
+        raise InputError(f"{path}: the weights do not match the config ({error})") from error
+    return FastModel(network.eval(), folder.metadata, path)
+
+
+@dataclass
+class FastResult:
+    """What ``impasto.stylize(method="fast")`` returns."""
+
+    image: torch.Tensor
+    alpha: torch.Tensor | None
+    model: str
+    seconds: float
+
+
+@dataclass
+class FastConfig:
+    """Options of ``stylize --method fast``."""
+
+    size: int | None = option(None, "long side of the output (default: the content's size)",
+                              min=16, max=16384)  # fmt: skip
+    preserve_color: str = option("none", "keep the content's colours (histogram: match the "
+                                 "result's colour statistics to the content's)",
+                                 choices=PRESERVE_COLOR_CHOICES)  # fmt: skip
+    device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
+    precision: str = option("auto", "auto: fp16 channels_last on CUDA, fp32 elsewhere",
+                            choices=PRECISION_CHOICES)  # fmt: skip
+
+
+class Stylizer:
+    """A model placed on a device in its fastest form; call it on batches (B, 3, H, W).
+
+    CUDA: channels_last and half precision (fp16 unless ``precision`` says otherwise); the
+    CPU: float32 channels_last (faster than NCHW there too: benchmarks/bench_fast.py).
+    """
+
+    def __init__(self, model: FastModel, device: str = "auto", precision: str = "auto",
+                 channels_last: bool | None = None) -> None:  # fmt: skip
+        if precision not in PRECISION_CHOICES:
+            raise InputError(
+                f"unknown precision '{precision}'; choose from: {', '.join(PRECISION_CHOICES)}"
+            )
+        self.device = resolve_device(device)
+        configure_for_speed(self.device)
+        if precision == "auto":
+            precision = "fp16" if self.device.type == "cuda" else "fp32"
+        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[
+            precision
+        ]
+        if self.device.type == "cpu" and self.dtype == torch.float16:
+            raise InputError("--precision fp16 needs a GPU; use fp32 or bf16 on the CPU")
+        if channels_last is None:
+            channels_last = self.device.type in ("cuda", "cpu")  # both faster (bench_fast.py)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        network = model.network.to(self.device, self.dtype)
+        self.network = network.to(memory_format=self.memory_format).eval()
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1], float32 on the CPU."""
+        x = images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        with torch.inference_mode():
+            y = self.network(x)
+        return y.float().contiguous().cpu().clamp(0, 1)
+
+
+def stylize(content: torch.Tensor, model: FastModel | Stylizer,
+            config: FastConfig | None = None) -> torch.Tensor:  # fmt: skip
+    """Stylise ``content`` (1, 3, H, W) in [0, 1]; returns (1, 3, h, w) in [0, 1] on the CPU."""
+    config = config or FastConfig()
+    validate_config(config)
+    if content.ndim != 4 or content.shape[:2] != (1, 3):
+        raise InputError(f"images must be (1, 3, H, W) tensors, got {tuple(content.shape)}")
+    if min(content.shape[-2:]) < MIN_SIDE and config.size is None:
+        raise InputError(f"images must be at least {MIN_SIDE} pixels on each side")
+    stylizer = model if isinstance(model, Stylizer) else Stylizer(model, config.device,
+                                                                    config.precision)  # fmt: skip
+    if config.size is not None:
+        content = _resize_long(content, config.size)
+    result = stylizer(content)
+    return apply_color(result, content, config.preserve_color)
+
+
+def apply_color(result: torch.Tensor, content: torch.Tensor, mode: str) -> torch.Tensor:
+    """Colour preservation after the network: ``luminance`` keeps the content's colours
+    (YIQ); ``histogram`` matches the result's colour mean/covariance to the content's."""
+    if mode == "luminance":
+        return color.preserve_luminance(result, content.float().cpu()).clamp(0, 1)
+    if mode == "histogram":
+        return color.match_color(result, content.float().cpu()).clamp(0, 1)
+    return result

@@ -1,0 +1,154 @@
+"""Trained models as folders: ``config.json`` + ``model.safetensors`` + ``metadata.json``.
+
+- ``config.json``: what is needed to rebuild the network: ``{"format": "impasto-model",
+  "format_version": 1, "method": ..., "network": {...}}``.
+- ``model.safetensors``: the weights (never a pickle: a folder holding only ``.pt``, ``.pth``,
+  ``.bin``, ``.ckpt`` or ``.pkl`` weights is refused, as safetensors cannot run code).
+- ``metadata.json``: provenance (style image sha256 and size, backbone, training settings,
+  data description, impasto version, licence).
+
+Each file is written to a temporary name and renamed into place, ``config.json`` last, so a
+crash never leaves a half-written model that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import InputError
+
+FORMAT = "impasto-model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+PICKLE_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+
+
+@dataclass
+class ModelFolder:
+    """A loaded model folder: its config, weights (float32, CPU) and metadata."""
+
+    path: Path
+    method: str
+    network: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict[str, Any]
+
+
+def check_destination(folder: str | os.PathLike) -> Path:
+    """Raise InputError unless ``folder`` can become a model folder: its parent exists and it
+    is missing, empty, or already a model folder (``config.json`` or ``training/`` in it)."""
+    target = Path(folder)
+    if not target.parent.is_dir():
+        raise InputError(f"output folder {target.parent} does not exist")
+    if target.exists():
+        if not target.is_dir():
+            raise InputError(f"{target} exists and is not a folder")
+        ours = (target / CONFIG_FILE).is_file() or (target / "training").is_dir()
+        if not ours and any(target.iterdir()):
+            raise InputError(f"{target} exists and is not an impasto model folder; choose another")
+    return target
+
+
+def _atomic_write(path: Path, write) -> None:
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        write(partial)
+        os.chmod(partial, 0o644)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def save_model_folder(
+    folder: str | os.PathLike,
+    method: str,
+    network: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    metadata: dict[str, Any],
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write (or replace) the three files of a model folder, each atomically: the weights and
+    metadata first, ``config.json`` last, so a folder with a config is always complete.
+
+    ``dtype``: the stored precision of floating-point weights (float16 halves the size).
+    Other files in the folder (e.g. ``training/``) are left alone.
+    """
+    from safetensors.torch import save_file
+
+    target = check_destination(folder)
+    target.mkdir(exist_ok=True)
+    tensors = {
+        name: (value.to(dtype) if value.is_floating_point() else value).detach().cpu().contiguous()
+        for name, value in state_dict.items()
+    }
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method,
+              "network": network}  # fmt: skip
+    _atomic_write(target / WEIGHTS_FILE, lambda path: save_file(tensors, str(path)))
+    _atomic_write(target / METADATA_FILE,
+                  lambda path: path.write_text(json.dumps(metadata, indent=2) + "\n"))  # fmt: skip
+    _atomic_write(target / CONFIG_FILE,
+                  lambda path: path.write_text(json.dumps(config, indent=2) + "\n"))  # fmt: skip
+    return target
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path} is unreadable or not JSON ({error})") from error
+    if not isinstance(value, dict):
+        raise InputError(f"{path} must hold a JSON object")
+    return value
+
+
+def load_model_folder(folder: str | os.PathLike, method: str | None = None) -> ModelFolder:
+    """Validate and load a model folder; ``method`` (if given) must match its config.
+
+    Raises InputError naming the problem: missing folder or files, a pickle instead of
+    safetensors, an unknown format version, corrupt weights.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError(f"model folder not found: {path}")
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickles:
+            raise InputError(
+                f"{path} holds {pickles[0]}, a pickle; impasto loads only {WEIGHTS_FILE} "
+                "(pickles can run code). Convert it with safetensors first"
+            )
+        raise InputError(f"{path} is not a model folder: {WEIGHTS_FILE} is missing")
+    if not (path / CONFIG_FILE).is_file():
+        raise InputError(f"{path} is not a model folder: {CONFIG_FILE} is missing")
+    config = _read_json(path / CONFIG_FILE)
+    if config.get("format") != FORMAT:
+        raise InputError(f"{path / CONFIG_FILE} is not an impasto model config")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"{path} has model format version {config.get('format_version')!r}; this impasto "
+            f"reads version {FORMAT_VERSION} (upgrade impasto)"
+        )
+    if method is not None and config.get("method") != method:
+        raise InputError(f"{path} is a '{config.get('method')}' model, not a '{method}' model")
+    if not isinstance(config.get("network"), dict):
+        raise InputError(f"{path / CONFIG_FILE}: 'network' must be an object")
+    metadata = _read_json(path / METADATA_FILE) if (path / METADATA_FILE).is_file() else {}
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InputError(f"{weights} is corrupt ({error})") from error
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    return ModelFolder(path, str(config["method"]), config["network"], state, metadata)

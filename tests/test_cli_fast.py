@@ -1,0 +1,274 @@
+"""The command line of fast style transfer: train (with a real kill and resume), stylize
+--method fast (files, folders, bad inputs) and export to ONNX (checked in onnxruntime)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from impasto import cli
+from impasto.methods import fast
+from impasto.model_folder import save_model_folder
+
+SMALL = {"channels": 4, "residual_blocks": 1, "padding": "reflect"}
+
+
+def write_image(path: Path, seed: int, size=(40, 32)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def run(capsys, *argv):
+    code = cli.main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("impasto: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def data(tmp_path):
+    for i in range(4):
+        write_image(tmp_path / "photos" / f"{i}.png", i)
+    write_image(tmp_path / "photos" / "sub" / "x.jpg", 7, size=(50, 30))
+    (tmp_path / "photos" / "bad.png").write_bytes(b"broken")
+    write_image(tmp_path / "style.png", 99, size=(48, 48))
+    return tmp_path
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    torch.manual_seed(0)
+    network = fast.TransformNet(fast.NetworkConfig(**SMALL))
+    return save_model_folder(tmp_path / "model", "fast", SMALL, network.state_dict(), {})
+
+
+TRAIN = ["--size", "24", "--batch", "2", "--channels", "4", "--residual-blocks", "1",
+         "--backbone", "tiny", "--device", "cpu", "--preview-every", "0"]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- train
+
+
+def test_train_writes_a_model_and_reports_skipped_files(capsys, data):
+    code, _, err = run(capsys, "train", "fast", "--style", data / "style.png", "--data",
+                       data / "photos", "-o", data / "m", "--steps", "3", *TRAIN)  # fmt: skip
+    assert code == 0, err
+    assert "skipped 1 unreadable file(s) of 6 (first: bad.png)" in err
+    assert "wrote" in err and "images/s" in err
+    assert (data / "m" / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--steps", "0"], "--steps: 0 is below the minimum 1"),
+        (["--padding", "circular"], "invalid choice"),
+        (["--data", "nowhere"], "training data folder not found"),
+    ],
+)
+def test_train_bad_options_are_one_line(capsys, data, argv, message):
+    base = ["train", "fast", "--style", data / "style.png", "--data", data / "photos", "-o",
+            data / "m", *TRAIN]  # fmt: skip
+    code, _, err = run(capsys, *base, *argv)
+    assert code == 2
+    assert message in error_line(err)
+    assert not (data / "m" / "config.json").exists()
+
+
+def test_train_refuses_to_overwrite_a_run_without_resume(capsys, data):
+    args = ["train", "fast", "--style", data / "style.png", "--data", data / "photos", "-o",
+            data / "m", "--steps", "2", *TRAIN]  # fmt: skip
+    assert run(capsys, *args)[0] == 0
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "--resume" in error_line(err)
+
+
+def cli_command(data: Path, out: Path, steps: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "impasto", "train", "fast", "--style", str(data / "style.png"),
+            "--data", str(data / "photos"), "-o", str(out), "--steps", str(steps),
+            "--checkpoint-every", "5", *TRAIN, *extra]  # fmt: skip
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def wait_for_checkpoint(process: subprocess.Popen, folder: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not (folder / fast.CHECKPOINT).exists():
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+
+
+def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(data):
+    steps = 60
+    env = child_env()
+    killed = subprocess.Popen(cli_command(data, data / "killed", steps), env=env,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_for_checkpoint(killed, data / "killed")
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == -signal.SIGKILL  # it really was killed mid-run
+    stopped_at = int(fast.read_checkpoint(data / "killed")["step"])
+    assert 5 <= stopped_at < steps
+    assert not (data / "killed" / "config.json").exists()
+
+    resumed = subprocess.run(cli_command(data, data / "killed", steps, "--resume"), env=env,
+                             capture_output=True, text=True)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    straight = subprocess.run(cli_command(data, data / "straight", steps), env=env,
+                              capture_output=True, text=True)  # fmt: skip
+    assert straight.returncode == 0, straight.stderr
+    a = load_file(str(data / "killed" / "model.safetensors"))
+    b = load_file(str(data / "straight" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(data):
+    process = subprocess.Popen(cli_command(data, data / "m", 100_000), env=child_env(),
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_for_checkpoint(process, data / "m")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "checkpoint saved" in err and "--resume" in err
+    assert "Traceback" not in err
+    step = int(fast.read_checkpoint(data / "m")["step"])
+    assert 5 <= step < 100_000
+
+
+# --------------------------------------------------------------------------- stylize
+
+
+def test_stylize_one_file(capsys, tmp_path, model):
+    content = write_image(tmp_path / "c.png", 1, size=(37, 29))
+    code, _, err = run(capsys, "stylize", "--method", "fast", "--model", model, content, "-o",
+                       tmp_path / "out.jpg")  # fmt: skip
+    assert code == 0, err
+    with Image.open(tmp_path / "out.jpg") as image:
+        assert image.size == (37, 29)
+    assert "fast model model on cpu" in err
+
+
+def test_stylize_a_folder_into_a_folder_skipping_bad_files(capsys, tmp_path, model):
+    for i in range(3):
+        write_image(tmp_path / "in" / f"{i}.png", i, size=(32, 24))
+    write_image(tmp_path / "in" / "deep" / "odd.jpg", 5, size=(20, 44))
+    (tmp_path / "in" / "bad.png").write_bytes(b"junk")
+    code, _, err = run(capsys, "stylize", "--method", "fast", "--model", model, tmp_path / "in",
+                       "-o", tmp_path / "out", "--batch", "2")  # fmt: skip
+    assert code == 0, err
+    written = sorted(p.relative_to(tmp_path / "out").as_posix()
+                     for p in (tmp_path / "out").rglob("*.*"))  # fmt: skip
+    assert written == ["0.png", "1.png", "2.png", "deep/odd.jpg"]
+    assert "skipped 1 bad file(s): bad.png" in err
+
+
+def test_batched_and_single_images_give_the_same_result(tmp_path, model):
+    loaded = fast.load_model(model)
+    stylizer = fast.Stylizer(loaded, "cpu")
+    torch.manual_seed(2)
+    images = torch.rand(3, 3, 24, 32)
+    together = stylizer(images)
+    alone = torch.cat([stylizer(images[i : i + 1]) for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "needs --model"),
+        (["--model", "missing-model"], "model not found"),
+        (["--model", "MODEL", "--style-weight", "5"], "--style-weight: not an option of"),
+        (["--model", "MODEL", "--precision", "fp16"], "fp16 needs a GPU"),
+        (["--model", "MODEL", "--preserve-color", "sepia"], "--preserve-color: 'sepia'"),
+    ],
+)  # fmt: skip
+def test_stylize_fast_bad_options_are_one_line(capsys, tmp_path, model, extra, message):
+    content = write_image(tmp_path / "c.png", 1)
+    extra = [str(model) if item == "MODEL" else item for item in extra]
+    code, _, err = run(capsys, "stylize", "--method", "fast", *extra, content, "-o",
+                       tmp_path / "out.png")  # fmt: skip
+    assert code == 2
+    assert message in error_line(err)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_stylize_fast_bad_single_file_is_one_line(capsys, tmp_path, model):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"junk")
+    code, _, err = run(capsys, "stylize", "--method", "fast", "--model", model, bad, "-o",
+                       tmp_path / "out.png")  # fmt: skip
+    assert code == 2 and "bad.png" in error_line(err)
+
+
+def test_stylize_fast_several_inputs_need_a_folder(capsys, tmp_path, model):
+    a, b = write_image(tmp_path / "a.png", 1), write_image(tmp_path / "b.png", 2)
+    code, _, err = run(capsys, "stylize", "--method", "fast", "--model", model, a, b, "-o",
+                       tmp_path / "out.png")  # fmt: skip
+    assert code == 2 and "need an output folder" in error_line(err)
+
+
+def test_gatys_still_needs_a_style(capsys, tmp_path):
+    content = write_image(tmp_path / "c.png", 1)
+    code, _, err = run(capsys, "stylize", content, "-o", tmp_path / "out.png")
+    assert code == 2 and "at least one STYLE" in error_line(err)
+
+
+def test_python_api_fast(tmp_path, model):
+    import impasto
+
+    content = write_image(tmp_path / "c.png", 3, size=(30, 20))
+    result = impasto.stylize(content, method="fast", model=model, preserve_color="luminance")
+    assert result.image.shape == (1, 3, 20, 30)
+    with pytest.raises(impasto.InputError, match="takes no style images"):
+        impasto.stylize(content, content, method="fast", model=model)
+    with pytest.raises(impasto.InputError, match="unknown option"):
+        impasto.stylize(content, method="fast", model=model, style_weight=3)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_onnx_export_matches_pytorch_in_onnxruntime(capsys, tmp_path, model):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    code, _, err = run(capsys, "export", model, "--format", "onnx", "-o", tmp_path / "m.onnx")
+    assert code == 0, err
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"),
+                                           providers=["CPUExecutionProvider"])  # fmt: skip
+    network = fast.load_model(model).network
+    torch.manual_seed(3)
+    for shape in [(1, 3, 64, 64), (1, 3, 37, 50), (2, 3, 48, 20)]:  # dynamic batch, H, W
+        x = torch.rand(*shape)
+        (ours,) = session.run(None, {"image": x.numpy()})
+        with torch.no_grad():
+            expected = network(x).numpy()
+        assert ours.shape == shape
+        np.testing.assert_allclose(ours, expected, atol=1e-4)  # stated tolerance: 1e-4
+
+
+@pytest.mark.parametrize(
+    "output, message", [("m.pt", "must end in .onnx"), ("nowhere/m.onnx", "does not exist")]
+)
+def test_export_bad_output_is_one_line(capsys, tmp_path, model, output, message):
+    code, _, err = run(capsys, "export", model, "-o", tmp_path / output)
+    assert code == 2 and message in error_line(err)
