@@ -381,3 +381,5 @@ def test_tiny_images_are_refused_clearly(tmp_path):
     model = fast.load_model(small_folder(tmp_path))
     with pytest.raises(InputError, match="at least 16 pixels"):
         fast.stylize(torch.rand(1, 3, 8, 40), model)
+    with pytest.raises(InputError, match="got 64x8"):  # too thin once resized
+        fast.stylize(torch.rand(1, 3, 40, 320), model, fast.FastConfig(size=64))

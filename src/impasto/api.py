@@ -58,11 +58,7 @@ def stylize(content: ImageLike, styles: ImageLike | Sequence[ImageLike] | None =
     from .backbones import load_backbone
     from .methods import gatys
 
-    names = {field.name for field in dataclasses.fields(gatys.GatysConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise InputError(f"unknown option(s) for method '{method}': {', '.join(unknown)}")
-    config = gatys.GatysConfig(**options)
+    config = _method_config(gatys.GatysConfig, method, options)
     if isinstance(styles, str | os.PathLike | torch.Tensor | LoadedImage):
         styles = [styles]
     content_image = _as_loaded(content, max_pixels)
@@ -82,6 +78,15 @@ def stylize(content: ImageLike, styles: ImageLike | Sequence[ImageLike] | None =
     return result
 
 
+def _method_config(config_class: type, method: str, options: dict):
+    """``config_class(**options)``, refusing options the method does not have."""
+    names = {field.name for field in dataclasses.fields(config_class)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise InputError(f"unknown option(s) for method '{method}': {', '.join(unknown)}")
+    return config_class(**options)
+
+
 def _stylize_fast(content, styles, model, max_pixels, options):
     import time
 
@@ -91,11 +96,7 @@ def _stylize_fast(content, styles, model, max_pixels, options):
         raise InputError("method 'fast' takes no style images: the style is in the model")
     if model is None:
         raise InputError("method 'fast' needs model= (a model folder or a shipped model's name)")
-    names = {field.name for field in dataclasses.fields(fast.FastConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise InputError(f"unknown option(s) for method 'fast': {', '.join(unknown)}")
-    config = fast.FastConfig(**options)
+    config = _method_config(fast.FastConfig, "fast", options)
     started = time.perf_counter()
     loaded = model if isinstance(model, fast.FastModel) else fast.load_model(model)
     content_image = _as_loaded(content, max_pixels)

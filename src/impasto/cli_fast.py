@@ -246,13 +246,13 @@ def run_stylize(args: argparse.Namespace, terminal: Terminal, given: dict) -> in
         try:
             image = images.load_image(source, max_pixels=args.max_pixels)
             if config.size is not None:
-                rgb = fast._resize_long(image.rgb, config.size)
+                rgb = images.resize_long_side(image.rgb, config.size)
                 alpha = image.alpha
                 if alpha is not None:
                     alpha = images.resize_to(alpha, *rgb.shape[-2:])
                 image = images.LoadedImage(rgb=rgb, alpha=alpha, path=image.path)
-            if min(image.rgb.shape[-2:]) < 16:
-                raise InputError(f"{source.name} is smaller than 16 pixels on a side")
+            if min(image.rgb.shape[-2:]) < fast.MIN_SIDE:
+                raise InputError(f"{source.name} is smaller than {fast.MIN_SIDE} pixels on a side")
         except ImpastoError as error:
             if single:
                 raise
