@@ -348,7 +348,8 @@ def contact_sheet(content: Any, style: Any, rows: Sequence[ComparisonRow], cell:
         scale = cell / max(thumb.size)
         size = (max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale)))
         thumb = thumb.resize(size, Image.Resampling.LANCZOS)
-        sheet.paste(thumb, (left + (cell - size[0]) // 2, top + (cell - size[1]) // 2))
+        # Bottom-aligned in its square, so the label sits right under every picture.
+        sheet.paste(thumb, (left + (cell - size[0]) // 2, top + cell - size[1]))
         lines = [line for text in texts for line in _wrap(draw, text, font, cell)]
         if len(lines) > LABEL_LINES:  # keep the time and metrics; shorten the setting
             lines = lines[: LABEL_LINES - 2] + lines[-2:]
