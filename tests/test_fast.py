@@ -249,6 +249,16 @@ def test_resume_refusals(tmp_path, style, photos, one_thread):
         fast.train(style.flip(-1), photos, folder, tiny_config(steps=4), resume=True)
 
 
+def test_missing_parent_folders_are_created_but_a_file_in_the_way_is_an_error(
+    tmp_path, style, photos
+):
+    fast.train(style, photos, tmp_path / "models" / "new" / "m", tiny_config(steps=1))
+    assert (tmp_path / "models" / "new" / "m" / "config.json").is_file()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="afile is a file"):
+        fast.train(style, photos, tmp_path / "afile" / "m", tiny_config(steps=1))
+
+
 def test_an_unrelated_folder_is_never_used(tmp_path, style, photos):
     folder = tmp_path / "stuff"
     folder.mkdir()

@@ -43,11 +43,13 @@ class ModelFolder:
 
 
 def check_destination(folder: str | os.PathLike) -> Path:
-    """Raise InputError unless ``folder`` can become a model folder: its parent exists and it
-    is missing, empty, or already a model folder (``config.json`` or ``training/`` in it)."""
+    """Raise InputError unless ``folder`` can become a model folder: it is missing (it and its
+    parents are created when written), empty, or already a model folder (``config.json`` or
+    ``training/`` in it)."""
     target = Path(folder)
-    if not target.parent.is_dir():
-        raise InputError(f"output folder {target.parent} does not exist")
+    blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise InputError(f"cannot create {target}: {blocker} is a file")
     if target.exists():
         if not target.is_dir():
             raise InputError(f"{target} exists and is not a folder")
@@ -85,7 +87,7 @@ def save_model_folder(
     from safetensors.torch import save_file
 
     target = check_destination(folder)
-    target.mkdir(exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
     tensors = {
         name: (value.to(dtype) if value.is_floating_point() else value).detach().cpu().contiguous()
         for name, value in state_dict.items()
