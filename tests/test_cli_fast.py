@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -69,8 +70,12 @@ TRAIN = ["--size", "24", "--batch", "2", "--channels", "4", "--residual-blocks",
 
 def test_train_writes_a_model_and_reports_skipped_files(capsys, data):
     code, _, err = run(capsys, "train", "fast", "--style", data / "style.png", "--data",
-                       data / "photos", "-o", data / "m", "--steps", "3", *TRAIN)  # fmt: skip
+                       data / "photos", "-o", data / "m", "--steps", "3", *TRAIN,
+                       "--data-note", "my own photos, CC0")  # fmt: skip
     assert code == 0, err
+    metadata = json.loads((data / "m" / "metadata.json").read_text())
+    assert metadata["data"]["terms"] == "my own photos, CC0"
+    assert metadata["style"]["file"] == "style.png" and len(metadata["style"]["sha256"]) == 64
     assert "skipped 1 unreadable file(s) of 6 (first: bad.png)" in err
     assert "wrote" in err and "images/s" in err
     assert (data / "m" / "config.json").is_file()

@@ -41,6 +41,9 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     fast.add_argument("--data", required=True, metavar="DIR", help="folder of training photos")
     fast.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
                       help="model folder to write")  # fmt: skip
+    fast.add_argument("--data-note", dest="data_note", metavar="TEXT",
+                      help="where the photos come from and on what terms (kept in the model's "
+                      "metadata)")  # fmt: skip
     fast.add_argument("--resume", action="store_true",
                       help="continue the interrupted run in MODEL_DIR")  # fmt: skip
     fast.add_argument("--max-pixels", dest="max_pixels", type=int, metavar="N",
@@ -138,7 +141,8 @@ def run_train(args: argparse.Namespace, terminal: Terminal) -> int:
     try:
         with progress:
             result = fast.train(style.rgb, photos, folder, config, resume=args.resume,
-                                style_info=style_info, progress=progress,
+                                style_info=style_info, data_note=args.data_note,
+                                progress=progress,
                                 notify=terminal.line)  # fmt: skip
     except Cancelled as stopped:
         terminal.line(

@@ -264,6 +264,7 @@ def train(
     *,
     resume: bool = False,
     style_info: dict[str, Any] | None = None,
+    data_note: str | None = None,
     backbone: Backbone | None = None,
     progress: ProgressCallback | None = None,
     notify: Callable[[str], None] | None = None,
@@ -276,6 +277,7 @@ def train(
     error, so no run is ever overwritten by accident. A cancel from ``progress`` writes a
     checkpoint at the last finished step and raises Cancelled.
     ``style_info``: provenance of the style image for the metadata (e.g. file name, sha256).
+    ``data_note``: where the photos come from and on what terms, recorded in the metadata.
     """
     config = config or FastTrainConfig()
     validate_config(config)
@@ -404,7 +406,7 @@ def train(
         "backbone": backbone.name,
         "training": asdict(config),
         "steps_done": step,
-        "data": photos.description(),
+        "data": {**photos.description(), **({"terms": data_note} if data_note else {})},
         "final_losses": history[-1] if history else None,
         "license": LICENSE_NOTE,
     }
