@@ -393,3 +393,31 @@ def test_tiny_images_are_refused_clearly(tmp_path):
         fast.stylize(torch.rand(1, 3, 8, 40), model)
     with pytest.raises(InputError, match="got 64x8"):  # too thin once resized
         fast.stylize(torch.rand(1, 3, 40, 320), model, fast.FastConfig(size=64))
+
+
+# --------------------------------------------------------------------------- the shipped model
+
+
+def test_the_shipped_model_loads_by_name_and_paints_in_its_style():
+    """The model inside the package: found by name, provenance matches the bundled painting's
+    file, small, and it moves a photo toward that painting (scored by another network)."""
+    import hashlib
+
+    from impasto.backbones import load_backbone
+    from impasto.images import load_image, resize_long_side
+    from impasto.metrics import color_distance, ssim, style_ratio
+
+    assert "vangogh-bedroom" in fast.shipped_models()
+    folder = fast.MODELS_DIR / "vangogh-bedroom"
+    assert (folder / "model.safetensors").stat().st_size <= 8 * 1024 * 1024
+    model = fast.load_model("vangogh-bedroom")
+    painting = ASSETS / "vangogh_bedroom_in_arles.jpg"
+    assert model.metadata["style"]["sha256"] == hashlib.sha256(painting.read_bytes()).hexdigest()
+    assert "research" in model.metadata["data"]["terms"]
+    photo = resize_long_side(load_image(ASSETS / "washington_monument.jpg").rgb, 256)
+    style = resize_long_side(load_image(painting).rgb, 256)
+    out = fast.stylize(photo, model)
+    judge = load_backbone("efficientnet-lite2", allow_download=False)
+    assert style_ratio(out, style, photo, judge) < 0.5
+    assert color_distance(out, style) < color_distance(photo, style)
+    assert ssim(out, photo) > 0.3

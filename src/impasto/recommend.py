@@ -64,11 +64,11 @@ _METHOD_ROWS: tuple[Method, ...] = (
             "built in; `impasto download vgg19` fetches the VGG-19 backbone (575 MB) once"),
     Method("fast", "Fast feed-forward (Johnson et al.)",
             "one forward pass per image once a network is trained for the style",
-            "one network per style; training takes hours on a GPU; a bit below Gatys in quality",
+            "one network per style; training takes hours on a CPU; a bit below Gatys in quality",
             {"size": 256, "batch": 4, "steps": 4000, "learning_rate": 1e-3, "channels": 32},
-            "built in; train once per style: `impasto train fast --style S --data PHOTOS "
-            "-o MODEL` (hours on a CPU, minutes on a GPU), then `impasto stylize --method fast "
-            "--model MODEL`"),
+            "built in, with one shipped model (`--model vangogh-bedroom`); train one per style: "
+            "`impasto train fast --style S --data PHOTOS -o MODEL`, then "
+            "`impasto stylize --method fast --model MODEL`"),
     Method("adain", "AdaIN (Huang & Belongie)",
             "any style in one forward pass: matches channel mean and std of encoder features",
             "needs a trained decoder; softer detail than Gatys; alpha trades style for content",
