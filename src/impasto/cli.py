@@ -107,15 +107,16 @@ def _help(text: str) -> str:
 
 
 def _add_config_flags(
-    group, config_class: type, shared: Sequence[str] = (), absent_when_unset: bool = False
+    group, config_class: type, shared: dict | None = None, absent_when_unset: bool = False
 ) -> None:
     """One flag per field of ``config_class`` whose metadata has ``cli`` set.
 
     ``absent_when_unset``: a flag the user did not give is absent from the namespace (so the
-    caller knows what was given and each method applies its own defaults). ``shared``: fields
-    whose flag other methods use too: their choices are checked by the chosen method's config
-    (validate_config) rather than by argparse.
+    caller knows what was given and each method applies its own defaults). ``shared``: field
+    name -> the choices of every method using that flag (None: no choices); argparse shows them
+    and the chosen method's config checks its own (validate_config).
     """
+    shared = shared or {}
     from .config import flag_name
 
     hints = typing.get_type_hints(config_class)
@@ -139,8 +140,8 @@ def _add_config_flags(
         choices = meta.get("choices")
         default = field.default
         if field.name in shared:
-            if choices:
-                metavar = "{" + ",".join(map(str, choices)) + "}"
+            if shared[field.name]:
+                metavar = "{" + ",".join(map(str, shared[field.name])) + "}"
             choices = None
         if absent_when_unset:
             if default is not None:
@@ -188,7 +189,11 @@ def _add_stylize_arguments(parser: argparse.ArgumentParser) -> None:
         default="gatys",
         help="style transfer method (default: %(default)s)",
     )
-    shared = [field.name for field in dataclasses.fields(FastConfig)]
+    gatys_choices = {f.name: f.metadata.get("choices") for f in dataclasses.fields(GatysConfig)}
+    shared = {}
+    for field in dataclasses.fields(FastConfig):
+        both = (*(gatys_choices.get(field.name) or ()), *(field.metadata.get("choices") or ()))
+        shared[field.name] = tuple(dict.fromkeys(both)) or None
     group = parser.add_argument_group(
         "method options (gatys; --size, --preserve-color, "
         "--device and --precision apply to fast too)"
