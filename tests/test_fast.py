@@ -387,6 +387,15 @@ def test_colour_preservation_after_the_network(tmp_path):
         fast.stylize(content, model, fast.FastConfig(preserve_color="sepia"))
 
 
+def test_compiled_inference_matches_eager(tmp_path, one_thread):
+    model = fast.load_model(small_folder(tmp_path))
+    torch.manual_seed(6)
+    content = torch.rand(1, 3, 24, 32)
+    eager = fast.stylize(content, model, fast.FastConfig(device="cpu"))
+    compiled = fast.stylize(content, model, fast.FastConfig(device="cpu", compile=True))
+    assert torch.allclose(eager, compiled, atol=1e-4)
+
+
 def test_tiny_images_are_refused_clearly(tmp_path):
     model = fast.load_model(small_folder(tmp_path))
     with pytest.raises(InputError, match="at least 16 pixels"):

@@ -223,7 +223,7 @@ def run_stylize(args: argparse.Namespace, terminal: Terminal, given: dict) -> in
         if clash is not None:
             raise InputError(f"output '{clash}' would overwrite an input image")
     model = fast.load_model(args.model)
-    stylizer = fast.Stylizer(model, config.device, config.precision)
+    stylizer = fast.Stylizer(model, config.device, config.precision, compile=config.compile)
 
     loaded: list[tuple[Path, Path, object]] = []
     skipped: list[str] = []

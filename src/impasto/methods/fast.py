@@ -519,6 +519,8 @@ class FastConfig:
     device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
     precision: str = option("auto", "auto: fp16 channels_last on CUDA, fp32 elsewhere",
                             choices=PRECISION_CHOICES)  # fmt: skip
+    compile: bool = option(False, "torch.compile the network: faster per image after a slow "
+                           "first one (and after each new image size)")  # fmt: skip
 
 
 class Stylizer:
@@ -526,10 +528,12 @@ class Stylizer:
 
     CUDA: channels_last and half precision (fp16 unless ``precision`` says otherwise); the
     CPU: float32 channels_last (faster than NCHW there too: benchmarks/bench_fast.py).
+    ``compile``: ``torch.compile`` (CUDA: mode "max-autotune", which adds CUDA graphs); each new
+    input shape compiles again, so it pays off over many images of one size (video frames).
     """
 
     def __init__(self, model: FastModel, device: str = "auto", precision: str = "auto",
-                 channels_last: bool | None = None) -> None:  # fmt: skip
+                 channels_last: bool | None = None, compile: bool = False) -> None:  # fmt: skip
         if precision not in PRECISION_CHOICES:
             raise InputError(
                 f"unknown precision '{precision}'; choose from: {', '.join(PRECISION_CHOICES)}"
@@ -548,6 +552,9 @@ class Stylizer:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         network = model.network.to(self.device, self.dtype)
         self.network = network.to(memory_format=self.memory_format).eval()
+        if compile:
+            mode = "max-autotune" if self.device.type == "cuda" else None
+            self.network = torch.compile(self.network, mode=mode, dynamic=False)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1], float32 on the CPU."""
@@ -564,8 +571,10 @@ def stylize(content: torch.Tensor, model: FastModel | Stylizer,
     validate_config(config)
     if content.ndim != 4 or content.shape[:2] != (1, 3):
         raise InputError(f"images must be (1, 3, H, W) tensors, got {tuple(content.shape)}")
-    stylizer = model if isinstance(model, Stylizer) else Stylizer(model, config.device,
-                                                                    config.precision)  # fmt: skip
+    if isinstance(model, Stylizer):
+        stylizer = model
+    else:
+        stylizer = Stylizer(model, config.device, config.precision, compile=config.compile)
     if config.size is not None:
         content = resize_long_side(content, config.size)
     if min(content.shape[-2:]) < MIN_SIDE:
