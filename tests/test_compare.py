@@ -166,3 +166,40 @@ def test_cli_compare_refuses_output_over_input(pics, capsys):
     )  # fmt: skip
     assert code == 2
     assert "overwrite an input" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- methods side by side
+
+
+def test_parse_a_fast_setting():
+    assert parse_setting("method=fast,model=vangogh-bedroom,preserve_color=luminance") == {
+        "method": "fast", "model": "vangogh-bedroom", "preserve_color": "luminance"}  # fmt: skip
+    with pytest.raises(InputError, match="needs model=MODEL"):
+        parse_setting("method=fast")
+    with pytest.raises(InputError, match="unknown option 'style_weight'"):
+        parse_setting("method=fast,model=m,style_weight=3")
+    with pytest.raises(InputError, match="unknown method 'wct'"):
+        parse_setting("method=wct")
+    with pytest.raises(InputError, match="unknown option 'model'"):
+        parse_setting("model=m")  # model= belongs to method=fast
+
+
+def test_compare_gatys_and_a_fast_model_side_by_side(pics, tmp_path):
+    from impasto.methods import fast
+    from impasto.model_folder import save_model_folder
+
+    torch.manual_seed(0)
+    config = fast.NetworkConfig(channels=4, residual_blocks=1)
+    folder = save_model_folder(tmp_path / "m", "fast", {"channels": 4, "residual_blocks": 1},
+                               fast.TransformNet(config).state_dict(),
+                               {"backbone": "efficientnet-lite0"})  # fmt: skip
+    result = compare(pics["content"], pics["style"],
+                     ["style_weight=1e3", f"method=fast,model={folder}"], FAST,
+                     metrics_backbone="tiny")  # fmt: skip
+    gatys_row, fast_row = result.rows
+    assert gatys_row.backbone == "tiny" and fast_row.backbone == "efficientnet-lite0"
+    assert tuple(fast_row.image.shape) == tuple(gatys_row.image.shape) == (1, 3, 32, 40)
+    assert set(fast_row.metrics) == {"ssim", "style_ratio", "color_distance"}
+    model = fast.load_model(folder)
+    expected = fast.stylize(result.content, model, fast.FastConfig(size=40))
+    assert torch.allclose(fast_row.image, expected, atol=1e-6)

@@ -104,4 +104,5 @@ def _stylize_fast(content, styles, model, max_pixels, options):
     alpha = content_image.alpha
     if alpha is not None:
         alpha = resize_to(alpha, *image.shape[-2:])
-    return fast.FastResult(image, alpha, str(loaded.path), time.perf_counter() - started)
+    return fast.FastResult(image, alpha, str(loaded.path), time.perf_counter() - started,
+                           str(loaded.metadata.get("backbone", "")))  # fmt: skip

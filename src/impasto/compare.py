@@ -3,6 +3,8 @@ result, and lay them out on a labelled contact sheet (``impasto compare``).
 
 A setting is a string of comma-separated ``key=value`` pairs naming ``GatysConfig`` fields,
 e.g. ``"style_weight=3e4,preserve_color=luminance"``; values are parsed by the field's type.
+``method=fast,model=NAME`` runs a trained fast model instead (its keys: ``FastConfig`` fields),
+so methods can be compared side by side.
 
 >>> from impasto.compare import compare, contact_sheet
 >>> result = compare("photo.jpg", "painting.jpg", ["style_weight=1e3", "style_weight=1e5"],
@@ -46,10 +48,30 @@ _FALSE = ("false", "no", "off", "0")
 # --------------------------------------------------------------------------- settings
 
 
-def _config_class():
+def _config_class(method: str = "gatys"):
+    if method == "fast":
+        from .methods.fast import FastConfig
+
+        return FastConfig
     from .methods.gatys import GatysConfig
 
     return GatysConfig
+
+
+def _method_of(text: str) -> str:
+    """The ``method=`` of a setting (default gatys), checked against the API's choices."""
+    from .api import METHOD_CHOICES
+
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "method":
+            if value.strip() not in METHOD_CHOICES:
+                raise InputError(
+                    f"setting {text!r}: unknown method '{value.strip()}'; choose from: "
+                    f"{', '.join(METHOD_CHOICES)}"
+                )
+            return value.strip()
+    return "gatys"
 
 
 def _field_type(annotation: Any) -> tuple[type | None, bool]:
@@ -98,7 +120,8 @@ def parse_setting(text: str) -> dict[str, Any]:
     """
     from .config import validate_config
 
-    config_class = _config_class()
+    method = _method_of(text)
+    config_class = _config_class(method)
     hints = typing.get_type_hints(config_class)
     names = [f.name for f in dataclasses.fields(config_class)]
     options: dict[str, Any] = {}
@@ -110,6 +133,11 @@ def parse_setting(text: str) -> dict[str, Any]:
         key = key.strip().replace("-", "_")
         if not equals or not key:
             raise InputError(f"setting {text!r}: expected key=value, got {part!r}")
+        if key == "method":
+            continue
+        if key == "model" and method == "fast":
+            options["model"] = value.strip()
+            continue
         if key not in names:
             raise InputError(
                 f"setting {text!r}: unknown option '{key}'; choose from: {', '.join(names)}"
@@ -120,10 +148,16 @@ def parse_setting(text: str) -> dict[str, Any]:
         if kind is None:
             raise InputError(f"setting {text!r}: option '{key}' cannot be set in a comparison")
         options[key] = _parse_value(key, kind, optional, value)
+    if method == "fast":
+        if "model" not in options:
+            raise InputError(f"setting {text!r}: method=fast needs model=MODEL")
+        model = options.pop("model")
     try:
         validate_config(config_class(**options))
     except InputError as error:
         raise InputError(f"setting {text!r}: {error}") from None
+    if method == "fast":
+        options = {"method": "fast", "model": model, **options}
     return options
 
 
@@ -213,6 +247,11 @@ def _score(image, content, style, made_with: str, metrics_backbone: Any, cache: 
     return report
 
 
+def _gatys_only(options: dict[str, Any]) -> dict[str, Any]:
+    """A fast setting's options do not apply to the Gatys config the base is checked with."""
+    return {} if options.get("method") == "fast" else options
+
+
 def compare(
     content: Any,
     style: Any,
@@ -240,18 +279,25 @@ def compare(
         raise InputError(f"unknown option(s): {', '.join(unknown)}")
     base.setdefault("seed", 0)
     for _, options in parsed:
-        validate_config(_config_class()(**{**base, **options}))
+        validate_config(_config_class()(**{**base, **_gatys_only(options)}))
 
     content_image = _loaded(content)
     style_image = _loaded(style)
     rows: list[ComparisonRow] = []
     networks: dict[str, Any] = {}  # loaded metric networks, by name
     for index, (label, options) in enumerate(parsed):
-        run_options = {**base, **options}
         started = time.perf_counter()
-        result = api.stylize(content_image, style_image, notify=notify, **run_options)
+        if options.get("method") == "fast":
+            # Base options that the fast method has (size, device, ...) apply to it too.
+            fast_fields = {f.name for f in dataclasses.fields(_config_class("fast"))}
+            shared = {k: v for k, v in base.items() if k in fast_fields}
+            result = api.stylize(content_image, **{**shared, **options})
+            made_with = result.backbone
+        else:
+            result = api.stylize(content_image, style_image, notify=notify, **base, **options)
+            made_with = result.backbone
         seconds = getattr(result, "seconds", 0.0) or time.perf_counter() - started
-        report = _score(result.image, content_image.rgb, style_image.rgb, result.backbone,
+        report = _score(result.image, content_image.rgb, style_image.rgb, made_with,
                         metrics_backbone, networks)  # fmt: skip
         row = ComparisonRow(
             label=label,

@@ -505,6 +505,7 @@ class FastResult:
     alpha: torch.Tensor | None
     model: str
     seconds: float
+    backbone: str = ""  # the loss network the model was trained with (from its metadata)
 
 
 @dataclass
