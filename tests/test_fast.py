@@ -430,3 +430,27 @@ def test_the_shipped_model_loads_by_name_and_paints_in_its_style():
     assert style_ratio(out, style, photo, judge) < 0.5
     assert color_distance(out, style) < color_distance(photo, style)
     assert ssim(out, photo) > 0.3
+
+
+# --------------------------------------------------------------------------- half-precision paths
+
+
+def test_half_precision_inference_path_on_the_cpu(tmp_path):
+    """The CUDA path (half precision, channels_last) run with bf16 on the CPU: same logic."""
+    model = fast.load_model(small_folder(tmp_path))
+    torch.manual_seed(7)
+    images = torch.rand(2, 3, 24, 36)
+    full = fast.Stylizer(model, "cpu", "fp32", channels_last=False)(images)
+    half = fast.Stylizer(fast.load_model(small_folder(tmp_path / "b")), "cpu", "bf16",
+                         channels_last=True)  # fmt: skip
+    assert half.dtype == torch.bfloat16 and half.memory_format == torch.channels_last
+    out = half(images)
+    assert out.dtype == torch.float32 and out.shape == images.shape
+    assert (out - full).abs().max() < 0.05
+
+
+def test_mixed_precision_training_path_on_the_cpu(tmp_path, style, photos, one_thread):
+    """precision=bf16 (the CUDA default) trains under autocast; weights stay float32."""
+    fast.train(style, photos, tmp_path / "m", tiny_config(steps=2, precision="bf16"))
+    weights = weights_of(tmp_path / "m")
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values())
