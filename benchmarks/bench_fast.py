@@ -16,7 +16,8 @@ Inference variants (``VARIANTS``; which run where is in ``DEFAULT_VARIANTS``):
   slow configuration reported for pytorch/examples' network; beside ``fast`` it isolates the
   instance norm's share. ``fp16_contiguous`` (CUDA) isolates the layout's share.
 - ``fast_zero_padding``: ``fast`` with zero instead of reflection padding (padding's share).
-- ``compiled`` (CUDA): ``fast`` under ``torch.compile(mode="max-autotune")`` (CUDA graphs).
+- ``compiled``: ``fast`` under ``torch.compile`` (CUDA: mode "max-autotune", with CUDA graphs;
+  on by default there; on the CPU with ``--variants ... compiled``).
 Networks have random weights (speed does not depend on them) unless ``--model DIR`` is given.
 """
 
@@ -97,7 +98,9 @@ def make_runner(variant: str, config: fast.NetworkConfig, state, device: torch.d
     elif variant in ("fast", "compiled", "fast_zero_padding"):
         net_config = config
         if variant == "fast_zero_padding":
-            net_config = fast.NetworkConfig(config.channels, config.residual_blocks, "zeros")
+            net_config = fast.NetworkConfig(
+                config.channels, config.residual_blocks, "zeros", config.edge_kernel
+            )
             state = None if config.padding != "zeros" else state
         model = fast.FastModel(build(net_config, state), {}, Path("benchmark"))
         stylizer = fast.Stylizer(model, device.type)
@@ -108,8 +111,9 @@ def make_runner(variant: str, config: fast.NetworkConfig, state, device: torch.d
             + ", group-norm IN"
         )
         if variant == "compiled":
-            network = torch.compile(network, mode="max-autotune", dynamic=False)
-            described += ", torch.compile max-autotune"
+            mode = "max-autotune" if device.type == "cuda" else None
+            network = torch.compile(network, mode=mode, dynamic=False)
+            described += f", torch.compile {mode or 'default'}"
         if variant == "fast_zero_padding":
             described += ", zero padding"
     elif variant == "fp16_channels_last_instance_norm":
@@ -243,6 +247,7 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+")
     parser.add_argument("--channels", type=int, default=32, help="network width (paper: 32)")
     parser.add_argument("--residual-blocks", type=int, default=5)
+    parser.add_argument("--edge-kernel", type=int, default=9, choices=fast.EDGE_KERNEL_CHOICES)
     parser.add_argument("--model", help="a model folder (default: random weights)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
@@ -263,12 +268,15 @@ def main() -> int:
         loaded = fast.load_model(args.model)
         config, state = loaded.network.config, loaded.network.state_dict()
     else:
-        config, state = fast.NetworkConfig(args.channels, args.residual_blocks), None
+        config = fast.NetworkConfig(
+            args.channels, args.residual_blocks, "reflect", args.edge_kernel
+        )
+        state = None
     result = {
         "benchmark": "fast style transfer", "date": datetime.datetime.now().isoformat(),
         "machine": machine(device), "device": device.type,
         "network": {"channels": config.channels, "residual_blocks": config.residual_blocks,
-                    "padding": config.padding,
+                    "padding": config.padding, "edge_kernel": config.edge_kernel,
                     "weights": args.model or "random (speed only)"},
         "targets": TARGETS, "published_reference": PUBLISHED, "inference": [],
     }  # fmt: skip

@@ -454,3 +454,19 @@ def test_mixed_precision_training_path_on_the_cpu(tmp_path, style, photos, one_t
     fast.train(style, photos, tmp_path / "m", tiny_config(steps=2, precision="bf16"))
     weights = weights_of(tmp_path / "m")
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values())
+
+
+def test_edge_kernel_option_and_older_configs_default_to_nine(tmp_path):
+    network = fast.TransformNet(fast.NetworkConfig(channels=4, residual_blocks=1, edge_kernel=5))
+    convs = [m for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].kernel_size == (5, 5) and convs[-1].kernel_size == (5, 5)
+    with torch.no_grad():
+        assert network(torch.rand(1, 3, 19, 23)).shape == (1, 3, 19, 23)
+    old = save_model_folder(tmp_path / "old", "fast", {"channels": 4, "residual_blocks": 1},
+                            fast.TransformNet(SMALL).state_dict(), {})  # fmt: skip
+    assert fast.load_model(old).network.config.edge_kernel == 9
+    network_config = {"channels": 4, "residual_blocks": 1, "edge_kernel": 4}
+    bad = save_model_folder(tmp_path / "bad", "fast", network_config,
+                            fast.TransformNet(SMALL).state_dict(), {})  # fmt: skip
+    with pytest.raises(InputError, match="unsupported edge_kernel 4"):
+        fast.load_model(bad)

@@ -26,8 +26,9 @@ Departures from the paper, and why:
   norm over a contiguous copy (a likely cause of the slow fp16 channels_last runs seen with
   pytorch/examples' network).
 - Relative losses and a pluggable loss network (the offline default is EfficientNet-Lite0; the
-  paper used VGG-16). Width ``channels`` (paper: 32) and ``residual_blocks`` (paper: 5) are
-  options: a narrower network is what makes real time reachable on a CPU.
+  paper used VGG-16). Width ``channels`` (paper: 32), ``residual_blocks`` (paper: 5) and the
+  first/last kernel ``edge_kernel`` (paper: 9) are options: a narrower, smaller network is what
+  makes real time reachable on a CPU.
 - Mixed precision (bfloat16 autocast) on CUDA.
 
 Resuming: batches are a pure function of (seed, step) (impasto.photos), the network starts
@@ -62,6 +63,7 @@ from ..progress import ProgressCallback, ProgressEvent, report
 
 METHOD = "fast"
 PADDING_CHOICES = ("reflect", "zeros")
+EDGE_KERNEL_CHOICES = (3, 5, 7, 9)
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 PRESERVE_COLOR_CHOICES = ("none", "luminance", "histogram")
 MIN_SIDE = 16  # reflection padding of the 9x9 convolutions needs a few pixels
@@ -135,6 +137,7 @@ class NetworkConfig:
     channels: int = 32
     residual_blocks: int = 5
     padding: str = "reflect"
+    edge_kernel: int = 9  # the first and last convolutions' kernel (the paper's 9)
 
 
 class TransformNet(nn.Module):
@@ -142,10 +145,10 @@ class TransformNet(nn.Module):
 
     def __init__(self, config: NetworkConfig = NetworkConfig()) -> None:
         super().__init__()
-        c, pad = config.channels, config.padding
+        c, pad, edge = config.channels, config.padding, config.edge_kernel
         self.config = config
         self.encoder = nn.Sequential(
-            ConvNormReLU(3, c, 9, 1, pad),
+            ConvNormReLU(3, c, edge, 1, pad),
             ConvNormReLU(c, 2 * c, 3, 2, pad),
             ConvNormReLU(2 * c, 4 * c, 3, 2, pad),
         )
@@ -155,7 +158,7 @@ class TransformNet(nn.Module):
         self.decoder = nn.Sequential(
             UpsampleConv(4 * c, 2 * c, pad),
             UpsampleConv(2 * c, c, pad),
-            nn.Conv2d(c, 3, 9, padding=4, padding_mode=pad),
+            nn.Conv2d(c, 3, edge, padding=edge // 2, padding_mode=pad),
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -188,6 +191,8 @@ class FastTrainConfig:
                            min=4, max=256)  # fmt: skip
     residual_blocks: int = option(5, "residual blocks (the paper's 5)", min=0, max=32)
     padding: str = option("reflect", "convolution padding", choices=PADDING_CHOICES)
+    edge_kernel: int = option(9, "kernel of the first and last convolutions (the paper's 9; 5 "
+                              "is faster on a CPU)", choices=EDGE_KERNEL_CHOICES)  # fmt: skip
     seed: int = option(0, "random seed (network start, data order, crops)", min=0)
     checkpoint_every: int = option(200, "write a resumable checkpoint every N steps", min=1)
     preview_every: int = option(200, "write a preview image every N steps (0: never)", min=0)
@@ -196,7 +201,7 @@ class FastTrainConfig:
                             choices=("auto", "fp32", "bf16"))  # fmt: skip
 
     def network(self) -> NetworkConfig:
-        return NetworkConfig(self.channels, self.residual_blocks, self.padding)
+        return NetworkConfig(self.channels, self.residual_blocks, self.padding, self.edge_kernel)
 
 
 # Changing these between an interrupted run and its resumption is allowed; anything else
@@ -490,6 +495,8 @@ def load_model(model: str | os.PathLike) -> FastModel:
         network_config = NetworkConfig(**folder.network)
         if network_config.padding not in PADDING_CHOICES:
             raise InputError(f"{path}: unknown padding '{network_config.padding}'")
+        if network_config.edge_kernel not in EDGE_KERNEL_CHOICES:
+            raise InputError(f"{path}: unsupported edge_kernel {network_config.edge_kernel!r}")
         network = TransformNet(network_config)
         network.load_state_dict(folder.state_dict, strict=True)
     except (TypeError, RuntimeError) as error:
