@@ -407,8 +407,9 @@ def test_tiny_images_are_refused_clearly(tmp_path):
 # --------------------------------------------------------------------------- the shipped model
 
 
-def test_the_shipped_model_loads_by_name_and_paints_in_its_style():
-    """The model inside the package: found by name, provenance matches the bundled painting's
+@pytest.mark.parametrize("name", ["vangogh-bedroom", "vangogh-bedroom-rt"])
+def test_the_shipped_model_loads_by_name_and_paints_in_its_style(name):
+    """A model inside the package: found by name, provenance matches the bundled painting's
     file, small, and it moves a photo toward that painting (scored by another network)."""
     import hashlib
 
@@ -416,10 +417,11 @@ def test_the_shipped_model_loads_by_name_and_paints_in_its_style():
     from impasto.images import load_image, resize_long_side
     from impasto.metrics import color_distance, ssim, style_ratio
 
-    assert "vangogh-bedroom" in fast.shipped_models()
-    folder = fast.MODELS_DIR / "vangogh-bedroom"
+    assert name in fast.shipped_models()
+    folder = fast.MODELS_DIR / name
     assert (folder / "model.safetensors").stat().st_size <= 8 * 1024 * 1024
-    model = fast.load_model("vangogh-bedroom")
+    assert (folder / "README.md").is_file()
+    model = fast.load_model(name)
     painting = ASSETS / "vangogh_bedroom_in_arles.jpg"
     assert model.metadata["style"]["sha256"] == hashlib.sha256(painting.read_bytes()).hexdigest()
     assert "research" in model.metadata["data"]["terms"]
