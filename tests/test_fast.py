@@ -387,6 +387,7 @@ def test_colour_preservation_after_the_network(tmp_path):
         fast.stylize(content, model, fast.FastConfig(preserve_color="sepia"))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compiled_inference_matches_eager(tmp_path, one_thread):
     model = fast.load_model(small_folder(tmp_path))
     torch.manual_seed(6)
