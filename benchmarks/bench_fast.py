@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import statistics
 import sys
@@ -39,6 +38,11 @@ from torch import nn
 
 import impasto
 from impasto.methods import fast
+
+# The sibling benchmarks/report.py, also when this file is loaded by path (tests do).
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import to_json, write_atomic  # noqa: E402
 
 RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 DEFAULT_VARIANTS = {
@@ -283,7 +287,7 @@ def main() -> int:
 
     def save() -> None:
         if args.out:
-            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+            write_atomic(args.out, to_json(result) + "\n")
 
     try:
         bench_inference(args, device, config, state, result, save)
@@ -294,7 +298,7 @@ def main() -> int:
     except Exception:
         result["error"] = traceback.format_exc()
     save()
-    print(json.dumps(result, indent=2))
+    print(to_json(result))
     return 1 if "error" in result else 0
 
 

@@ -26,15 +26,12 @@ import copy
 import datetime
 import importlib
 import importlib.metadata
-import json
-import math
 import os
 import platform
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -49,6 +46,11 @@ from impasto.devices import configure_for_speed
 from impasto.errors import ImpastoError
 from impasto.methods import gatys
 from impasto.methods.gatys import GatysConfig, _Objective, scale_sizes, stylize
+
+# The sibling benchmarks/report.py, also when this file is loaded by path (tests do).
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import to_json, write_atomic  # noqa: E402
 
 SCHEMA_VERSION = 1
 RANDOM_WEIGHTS = "random (speed only)"
@@ -610,34 +612,6 @@ def git_commit() -> str | None:
         return out.stdout.strip() + (" (src modified)" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def finite(value):
-    """The document with every NaN or infinity replaced by None, so the output is valid JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(item) for item in value]
-    return value
-
-
-def to_json(document: dict) -> str:
-    return json.dumps(finite(document), indent=2, allow_nan=False)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------- main

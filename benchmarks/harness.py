@@ -17,13 +17,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import json
-import math
 import os
 import platform
 import resource
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +32,11 @@ import impasto
 from impasto.errors import WeightsError
 from impasto.images import load_image
 from impasto.metrics import evaluate
+
+# The sibling benchmarks/report.py, also when this file is loaded by path (tests do).
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import to_json, write_atomic  # noqa: E402
 
 SCHEMA_VERSION = 1
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared/data/images"
@@ -254,36 +256,6 @@ def machine_info() -> dict:
     if hasattr(os, "getloadavg"):
         info["load_average_1min_at_start"] = round(os.getloadavg()[0], 2)
     return info
-
-
-def finite(value):
-    """The document with NaN/infinity replaced by None, so the output is valid JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(item) for item in value]
-    return value
-
-
-def to_json(document: dict) -> str:
-    return json.dumps(finite(document), indent=2, allow_nan=False)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _cell(value, digits: int = 3) -> str:
