@@ -343,7 +343,10 @@ def _srgb_encode(linear: float) -> float:
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
 def test_non_srgb_icc_profile_is_converted(tmp_path, mode):
-    pytest.importorskip("PIL.ImageCms")
+    pytest.importorskip(
+        "PIL.ImageCms",
+        reason="this Pillow has no littlecms (ImageCms); impasto then keeps the pixels as they are",
+    )
     path = tmp_path / "linear.png"
     image = Image.new("RGB", (W, H), (128, 128, 128))
     image.putpixel((1, 0), (64, 128, 192))
@@ -363,7 +366,10 @@ def test_non_srgb_icc_profile_is_converted(tmp_path, mode):
 
 
 def test_srgb_icc_profile_leaves_values_unchanged(tmp_path):
-    image_cms = pytest.importorskip("PIL.ImageCms")
+    image_cms = pytest.importorskip(
+        "PIL.ImageCms",
+        reason="this Pillow has no littlecms (ImageCms); impasto then keeps the pixels as they are",
+    )
     path = tmp_path / "srgb.png"
     srgb = image_cms.ImageCmsProfile(image_cms.createProfile("sRGB")).tobytes()
     image = Image.new("RGB", (W, H), (128, 64, 32))
