@@ -94,11 +94,10 @@ def run_train(args: argparse.Namespace, terminal: Terminal) -> int:
     validate_config(config)
     resolve_device(config.device)
     folder = check_destination(Path(args.output).expanduser())
-    checkpoint = fast.read_checkpoint(folder)
-    if checkpoint is not None and not args.resume:
+    if (folder / fast.CHECKPOINT).exists() and not args.resume:  # before reading any photo
         raise InputError(
-            f"{folder} already holds a training checkpoint (step {int(checkpoint['step'])}); "
-            "add --resume to continue it, or choose another folder"
+            f"{folder} already holds a training checkpoint; add --resume to continue it, or "
+            "choose another folder"
         )
     style_path = Path(args.style).expanduser()
     style = images.load_image(style_path, max_pixels=args.max_pixels)

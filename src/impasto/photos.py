@@ -100,14 +100,15 @@ class PhotoSet:
     def batch(self, step: int, batch: int, crop: int, seed: int) -> torch.Tensor:
         """The ``step``-th batch (0-based): (batch, 3, crop, crop) float32 in [0, 1]."""
         count = len(self.photos)
+        orders: dict[int, torch.Tensor] = {}  # a batch spans one epoch, at most a few
         images = []
         for slot in range(batch):
             position = step * batch + slot
             epoch, index = divmod(position, count)
-            order = torch.randperm(
-                count, generator=torch.Generator().manual_seed(_mix(seed, epoch))
-            )
-            photo = self.photos[int(order[index])]
+            if epoch not in orders:
+                generator = torch.Generator().manual_seed(_mix(seed, epoch))
+                orders[epoch] = torch.randperm(count, generator=generator)
+            photo = self.photos[int(orders[epoch][index])]
             generator = torch.Generator().manual_seed(_mix(seed, step, slot))
             height, width = photo.shape[-2:]
             top = int(torch.randint(0, height - crop + 1, (1,), generator=generator))
