@@ -8,17 +8,25 @@ run, on the same machine, with the same input: ``ratio_vs_reference = reference_
 (> 1: faster). Times are medians of interleaved rounds (reference, variant A, B, ... then the
 next round in rotated order) so background load hits every variant alike.
 
-Inference variants (``VARIANTS``; which run where is in ``DEFAULT_VARIANTS``):
-- ``reference``: the plain path of the popular implementations: fp32, NCHW, ``F.instance_norm``.
-- ``fast``: what ``impasto stylize --method fast`` runs (``Stylizer``): CPU fp32 channels_last;
-  CUDA fp16 channels_last; instance norm as a one-group-per-channel group norm.
-- ``fp16_channels_last_instance_norm`` (CUDA): fp16 channels_last with ``F.instance_norm``: the
-  slow configuration reported for pytorch/examples' network; beside ``fast`` it isolates the
-  instance norm's share. ``fp16_contiguous`` (CUDA) isolates the layout's share.
+Inference variants (``VARIANT_KERNELS``; which run where is in ``DEFAULT_VARIANTS``):
+- ``reference``: the plain path of the popular implementations: fp32, NCHW, ``F.instance_norm``,
+  ``F.pad`` reflection padding.
+- ``fast``: what ``impasto stylize --method fast`` runs (``Stylizer``): CPU fp32 channels_last
+  with the fused group norm; CUDA fp16 channels_last with the layout-keeping norm and padding
+  kernels (``fast.inference_kernels``).
+- ``fp16_channels_last_torch`` (CUDA): fp16 channels_last with torch's own kernels
+  (``F.instance_norm``, ``F.pad``): the slow configuration reported for pytorch/examples'
+  network. ``fp16_channels_last_group_norm``: the same with the group norm (its CUDA kernel
+  also converts to NCHW). ``fp16_contiguous``: fp16 NCHW (the layout's share).
+- ``fast_var_mean`` (CUDA): ``fast`` with the var_mean norm at every batch size.
 - ``fast_zero_padding``: ``fast`` with zero instead of reflection padding (padding's share).
-- ``compiled``: ``fast`` under ``torch.compile`` (CUDA: mode "max-autotune", with CUDA graphs;
-  on by default there; on the CPU with ``--variants ... compiled``).
-Networks have random weights (speed does not depend on them) unless ``--model DIR`` is given.
+- ``compiled``: the Stylizer with ``compile=True`` (``torch.compile``, default mode, static
+  shapes; dynamo is reset before each, so no run meets its recompile limit).
+Every variant's output is compared with the reference's (``max_abs_diff_vs_reference``, on the
+[0, 1] pixel scale). Networks have random weights (speed does not depend on them) unless
+``--model DIR`` is given. ``kernels`` (CUDA, or ``--kernels``) times single norm, padding and
+upsampling kernels on one channels_last activation and records the layout each returns: the
+answer to why fp16 channels_last was slower than fp32.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -47,9 +56,18 @@ from report import to_json, write_atomic  # noqa: E402
 RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 DEFAULT_VARIANTS = {
     "cpu": ("reference", "fast", "fast_zero_padding"),
-    "cuda": ("reference", "fast", "fp16_channels_last_instance_norm", "fp16_contiguous",
-             "fast_zero_padding", "compiled"),
+    "cuda": ("reference", "fp16_channels_last_torch", "fp16_channels_last_group_norm",
+             "fp16_contiguous", "fast", "fast_var_mean", "fast_zero_padding", "compiled"),
 }  # fmt: skip
+STYLIZER_VARIANTS = ("fast", "fast_unaligned", "fast_var_mean", "fast_zero_padding", "compiled",
+                     "compiled_unaligned")  # fmt: skip
+# variant: (dtype on CUDA or None for the Stylizer's, channels_last, norm kernel, pad kernel)
+TORCH_KERNEL_VARIANTS = {
+    "reference": ("fp32", False, "instance_norm", "torch"),
+    "fp16_channels_last_torch": ("fp16", True, "instance_norm", "torch"),
+    "fp16_channels_last_group_norm": ("fp16", True, "group_norm", "torch"),
+    "fp16_contiguous": ("fp16", False, "group_norm", "torch"),
+}
 TARGETS = {"cuda_4k_fps": 60.0, "cpu_720p_fps": 5.0}
 PUBLISHED = {
     "note": "measured elsewhere, not in this run: pytorch/examples fast_neural_style network "
@@ -94,41 +112,51 @@ def build(config: fast.NetworkConfig, state: dict | None) -> fast.TransformNet:
 
 def make_runner(variant: str, config: fast.NetworkConfig, state, device: torch.device):
     """A function images -> images for one variant, and its description."""
-    half = torch.float16 if device.type == "cuda" else torch.float32
-    if variant == "reference":
-        network = with_torch_instance_norm(build(config, state)).to(device)
-        dtype, layout = torch.float32, torch.contiguous_format
-        described = "fp32, NCHW, F.instance_norm"
-    elif variant in ("fast", "compiled", "fast_zero_padding"):
+    if variant in TORCH_KERNEL_VARIANTS:
+        precision, channels_last, norm, pad = TORCH_KERNEL_VARIANTS[variant]
+        dtype = torch.float16 if precision == "fp16" and device.type == "cuda" else torch.float32
+        network = build(config, state)
+        if norm == "instance_norm":
+            network = with_torch_instance_norm(network)
+        else:
+            fast.set_kernels(network, norm, pad)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        network = network.to(device, dtype).to(memory_format=layout)
+        described = (f"{str(dtype).removeprefix('torch.')}, "
+                     f"{'channels_last' if channels_last else 'NCHW'}, torch's kernels "
+                     f"({'F.instance_norm' if norm == 'instance_norm' else 'F.group_norm'}, "
+                     "F.pad)")  # fmt: skip
+    elif variant in STYLIZER_VARIANTS:
         net_config = config
         if variant == "fast_zero_padding":
             net_config = fast.NetworkConfig(
                 config.channels, config.residual_blocks, "zeros", config.edge_kernel
             )
             state = None if config.padding != "zeros" else state
+        compiled = variant.startswith("compiled")
+        if compiled:
+            torch._dynamo.reset()  # a fresh compile per shape: never the recompile limit
         model = fast.FastModel(build(net_config, state), {}, Path("benchmark"))
-        stylizer = fast.Stylizer(model, device.type)
+        stylizer = fast.Stylizer(model, device.type, compile=compiled and "unaligned" not in variant)
         network, dtype, layout = stylizer.network, stylizer.dtype, stylizer.memory_format
+        norm, pad, align = stylizer.kernels
+        if variant == "fast_var_mean":
+            norm = "var_mean"
+        if "unaligned" in variant:
+            align = 1
+        if (norm, pad, align) != stylizer.kernels:
+            fast.set_kernels(network, norm, pad, align)
+        if variant == "compiled_unaligned":
+            network = torch.compile(network, dynamic=False)
         described = (
             f"impasto Stylizer: {str(dtype).removeprefix('torch.')}, "
             + ("channels_last" if layout == torch.channels_last else "NCHW")
-            + ", group-norm IN"
+            + f", norm {norm}, padding {pad}, RGB convs with {max(3, align)} channels"
         )
-        if variant == "compiled":
-            mode = "max-autotune" if device.type == "cuda" else None
-            network = torch.compile(network, mode=mode, dynamic=False)
-            described += f", torch.compile {mode or 'default'}"
+        if compiled:
+            described += ", torch.compile"
         if variant == "fast_zero_padding":
             described += ", zero padding"
-    elif variant == "fp16_channels_last_instance_norm":
-        network = with_torch_instance_norm(build(config, state)).to(device, half)
-        network = network.to(memory_format=torch.channels_last)
-        dtype, layout = half, torch.channels_last
-        described = "fp16, channels_last, F.instance_norm"
-    elif variant == "fp16_contiguous":
-        network = build(config, state).to(device, half)
-        dtype, layout = half, torch.contiguous_format
-        described = "fp16, NCHW, group-norm IN"
     else:
         raise ValueError(variant)
 
@@ -159,10 +187,12 @@ def bench_inference(args, device: torch.device, config, state, result: dict, sav
             images = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(1))
             images = images.to(device)
             runners, entry = {}, {"resolution": resolution, "batch": batch, "variants": {}}
+            reference_output = None
             for variant in variants:
                 try:
                     run, described = make_runner(variant, config, state, device)
                     warm = time.perf_counter()
+                    output = run(images).float()
                     for _ in range(args.warmup):
                         timed(run, images, device)
                     runners[variant] = run
@@ -170,8 +200,17 @@ def bench_inference(args, device: torch.device, config, state, result: dict, sav
                         "what": described,
                         "warmup_s": round(time.perf_counter() - warm, 2),
                     }
+                    if variant == "reference":
+                        reference_output = output
+                    elif reference_output is not None:
+                        difference = (output - reference_output).abs().max().item()
+                        entry["variants"][variant]["max_abs_diff_vs_reference"] = round(
+                            difference, 5
+                        )
+                    del output
                 except Exception as error:  # a variant that cannot run is reported, not fatal
                     entry["variants"][variant] = {"error": f"{type(error).__name__}: {error}"}
+            del reference_output
             samples = {variant: [] for variant in runners}
             order = list(runners)
             for round_index in range(args.repeats):
@@ -194,6 +233,105 @@ def bench_inference(args, device: torch.device, config, state, result: dict, sav
                 torch.cuda.empty_cache()
 
 
+def bench_kernels(args, device: torch.device, result: dict, save) -> None:
+    """Single kernels on one activation of the network's first layer (width ``--channels``) at
+    the largest resolution: time and the layout of what each returns, for a channels_last
+    input. fp16 on CUDA, fp32 on the CPU."""
+    height, width = RESOLUTIONS[args.resolutions[-1]]
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    channels = args.channels
+    x = torch.randn(1, channels, height, width, device=device, dtype=dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.ones(channels, device=device, dtype=dtype)
+    bias = torch.zeros(channels, device=device, dtype=dtype)
+    conv = nn.Conv2d(channels, channels, 3).to(device, dtype).to(memory_format=torch.channels_last)
+    def rgb_conv(cin: int, cout: int) -> nn.Module:
+        return nn.Conv2d(cin, cout, 9, padding=4).to(device, dtype).to(
+            memory_format=torch.channels_last)
+
+    first, first8, last, last8 = (rgb_conv(3, channels), rgb_conv(8, channels),
+                                  rgb_conv(channels, 3), rgb_conv(channels, 8))  # fmt: skip
+    rgb = torch.rand(1, 3, height, width, device=device, dtype=dtype)
+    rgb = rgb.contiguous(memory_format=torch.channels_last)
+    rgb8 = F.pad(rgb, (0, 0, 0, 0, 0, 5))
+    norms = {}
+    for kernel in fast.NORM_KERNELS:
+        norm = fast.InstanceNorm(channels).to(device, dtype)
+        norm.kernel = kernel
+        norms[kernel] = norm
+    operations = {
+        "F.instance_norm": lambda: F.instance_norm(x, weight=weight, bias=bias),
+        "F.group_norm (one channel per group)": lambda: F.group_norm(x, channels, weight, bias),
+        "impasto norm: var_mean": lambda: norms["var_mean"](x),
+        "impasto norm: batch_norm": lambda: norms["batch_norm"](x),
+        "F.pad reflect 1": lambda: F.pad(x, (1, 1, 1, 1), mode="reflect"),
+        "impasto reflect_pad 1": lambda: fast.reflect_pad(x, 1),
+        "F.interpolate nearest x2": lambda: F.interpolate(x, scale_factor=2.0, mode="nearest"),
+        "conv 3x3 (channels_last input)": lambda: conv(x),
+        "conv 3x3 (NCHW input: converts)": lambda: conv(x.contiguous()),
+        "to NCHW (one layout conversion)": lambda: x.contiguous(),
+        f"conv 9x9 3->{channels} (first layer)": lambda: first(rgb),
+        f"conv 9x9 8->{channels} (first layer, 5 zero channels)": lambda: first8(rgb8),
+        f"conv 9x9 {channels}->3 (last layer)": lambda: last(x),
+        f"conv 9x9 {channels}->8 (last layer, 5 zero channels)": lambda: last8(x),
+    }
+    entry = {"input": f"(1, {channels}, {height}, {width}) {str(dtype).removeprefix('torch.')} "
+             "channels_last", "operations": {}}  # fmt: skip
+    note(f"kernels on {entry['input']}")
+    with torch.inference_mode():
+        for name, operation in operations.items():
+            try:
+                out = operation()
+                keeps = bool(out.is_contiguous(memory_format=torch.channels_last))
+                del out
+                for _ in range(args.warmup):
+                    timed(lambda _: operation(), x, device)
+                values = [timed(lambda _: operation(), x, device) for _ in range(args.repeats)]
+                entry["operations"][name] = {"median_ms": round(statistics.median(values), 3),
+                                             "returns_channels_last": keeps}  # fmt: skip
+            except Exception as error:
+                entry["operations"][name] = {"error": f"{type(error).__name__}: {error}"}
+    result["kernels"] = entry
+    save()
+
+
+def bench_profile(args, device: torch.device, config, state, result: dict, save) -> None:
+    """The CUDA kernels that take the time (torch.profiler), for the popular fp16
+    channels_last configuration and for ``fast``, one image at the largest resolution."""
+    from torch.profiler import ProfilerActivity, profile
+
+    height, width = RESOLUTIONS[args.resolutions[-1]]
+    images = torch.rand(1, 3, height, width, device=device)
+    result["profile"] = {}
+    for variant in ("fp16_channels_last_torch", "fast"):
+        try:
+            run, described = make_runner(variant, config, state, device)
+            for _ in range(2):
+                run(images)
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as profiler:
+                run(images)
+                torch.cuda.synchronize()
+        except Exception as error:  # the profiler is an explanation, not a measurement
+            result["profile"][variant] = {"error": f"{type(error).__name__}: {error}"}
+            continue
+        rows = []
+        for event in profiler.key_averages():
+            device_us = getattr(event, "device_time_total", None)
+            if device_us is None:
+                device_us = getattr(event, "cuda_time_total", 0)
+            if device_us > 0:
+                rows.append((device_us, event.key, event.count))
+        rows.sort(reverse=True)
+        total = sum(r[0] for r in rows if not r[1].startswith("aten::"))
+        result["profile"][variant] = {
+            "what": described, "gpu_kernel_ms_total": round(total / 1000, 2),
+            "top": [{"kernel": key[:120], "ms": round(us / 1000, 3), "calls": count}
+                    for us, key, count in rows[: args.profile_rows]],
+        }  # fmt: skip
+        save()
+
+
 def bench_training(args, device: torch.device, result: dict, save) -> None:
     """Images per second of ``fast.train``'s step (forward, losses, backward, Adam) at 256 px."""
     from impasto.backbones import load_backbone
@@ -205,24 +343,29 @@ def bench_training(args, device: torch.device, result: dict, save) -> None:
         for _ in range(8)], [f"{i}" for i in range(8)])  # fmt: skip
     style = torch.rand(1, 3, args.train_size, args.train_size)
     backbone = load_backbone(args.backbone, allow_download=False)
-    entry = {"size": args.train_size, "batch": args.train_batch, "backbone": backbone.name}
-    timings = {}
-    for steps in (args.warmup + 1, args.warmup + 1 + args.train_steps):
-        config = fast.FastTrainConfig(size=args.train_size, batch=args.train_batch, steps=steps,
-                                      backbone=backbone.name, device=device.type,
-                                      checkpoint_every=10**6, preview_every=0)  # fmt: skip
-        Path(args.scratch).mkdir(parents=True, exist_ok=True)
-        folder = Path(args.scratch) / f"train{steps}"
-        import shutil
+    entry = {"size": args.train_size, "batch": args.train_batch, "backbone": backbone.name,
+             "channels": args.channels, "residual_blocks": args.residual_blocks}  # fmt: skip
+    times: list[float] = []
 
-        shutil.rmtree(folder, ignore_errors=True)
-        started = time.perf_counter()
-        fast.train(style, photos, folder, config, backbone=backbone)
-        timings[steps] = time.perf_counter() - started
-    seconds = timings[args.warmup + 1 + args.train_steps] - timings[args.warmup + 1]
-    entry.update({"timed_steps": args.train_steps, "seconds": round(seconds, 2),
+    def progress(event) -> None:  # after each step; the step's losses were read: GPU work done
+        times.append(time.perf_counter())
+
+    steps = args.warmup + args.train_steps
+    config = fast.FastTrainConfig(size=args.train_size, batch=args.train_batch, steps=steps,
+                                  backbone=backbone.name, device=device.type,
+                                  channels=args.channels, residual_blocks=args.residual_blocks,
+                                  edge_kernel=args.edge_kernel, checkpoint_every=10**6,
+                                  preview_every=0)  # fmt: skip
+    folder = Path(args.scratch) / "train"
+    shutil.rmtree(folder, ignore_errors=True)
+    fast.train(style, photos, folder, config, backbone=backbone, progress=progress)
+    seconds = times[-1] - times[args.warmup - 1]
+    entry.update({"warmup_steps": args.warmup, "timed_steps": args.train_steps,
+                  "seconds": round(seconds, 3),
+                  "ms_per_step": round(1000 * seconds / args.train_steps, 2),
                   "images_per_second": round(args.train_steps * args.train_batch / seconds, 2),
-                  "method": "difference of two runs (setup cancels out)"})  # fmt: skip
+                  "method": "time between the progress events of the last --train-steps steps "
+                  "(one step = forward, losses, backward, Adam; losses read back each step)"})
     result["training"] = entry
     save()
 
@@ -256,6 +399,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-training", action="store_true")
+    parser.add_argument("--kernels", action=argparse.BooleanOptionalAction, default=None,
+                        help="time single kernels (default: on CUDA)")  # fmt: skip
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.profiler kernel table (CUDA only; default: on)")
+    parser.add_argument("--profile-rows", type=int, default=12)
     parser.add_argument("--train-size", type=int, default=256)
     parser.add_argument("--train-batch", type=int, default=4)
     parser.add_argument("--train-steps", type=int, default=10)
@@ -290,6 +438,10 @@ def main() -> int:
             write_atomic(args.out, to_json(result) + "\n")
 
     try:
+        if args.kernels if args.kernels is not None else device.type == "cuda":
+            bench_kernels(args, device, result, save)
+        if device.type == "cuda" and args.profile is not False:
+            bench_profile(args, device, config, state, result, save)
         bench_inference(args, device, config, state, result, save)
         if not args.no_training:
             bench_training(args, device, result, save)

@@ -70,6 +70,70 @@ def test_channels_last_gives_the_same_result():
     assert torch.allclose(plain, fast_layout, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("kernel", fast.NORM_KERNELS)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_every_norm_kernel_is_instance_norm_and_keeps_the_layout(batch, kernel, layout):
+    torch.manual_seed(batch)
+    norm = fast.InstanceNorm(6)
+    norm.kernel = kernel
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2)
+        norm.bias.uniform_(-1, 1)
+    x = torch.randn(batch, 6, 11, 7) * 4 + 2
+    expected = F.instance_norm(x, weight=norm.weight, bias=norm.bias, eps=1e-5)
+    out = norm(x.contiguous(memory_format=layout))
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert out.is_contiguous(memory_format=layout)
+    half = norm(x.bfloat16().contiguous(memory_format=layout))
+    assert half.dtype == torch.bfloat16
+    assert (half.float() - expected).abs().max() < 0.1
+
+
+@pytest.mark.parametrize("pad", [1, 2, 4])
+@pytest.mark.parametrize("shape", [(1, 5, 7, 9), (2, 3, 5, 12), (1, 8, 6, 5)])
+def test_reflect_pad_equals_torch_and_keeps_the_layout(pad, shape):
+    x = torch.arange(np.prod(shape), dtype=torch.float32).reshape(shape)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xi = x.contiguous(memory_format=layout)
+        out = fast.reflect_pad(xi, pad)
+        assert torch.equal(out, F.pad(x, (pad,) * 4, mode="reflect"))
+        assert out.is_contiguous(memory_format=layout)
+    with pytest.raises(ValueError, match="reflection padding"):
+        fast.reflect_pad(torch.rand(1, 2, 3, 8), 3)
+
+
+@pytest.mark.parametrize("padding", fast.PADDING_CHOICES)
+def test_layout_kernels_give_the_same_network_output(padding):
+    torch.manual_seed(3)
+    network = fast.TransformNet(fast.NetworkConfig(4, 1, padding, 5)).eval()
+    x = torch.rand(2, 3, 21, 30)
+    with torch.no_grad():
+        plain = network(x)
+        fast.set_kernels(network, "batch_norm", "layout", 8)
+        network.to(memory_format=torch.channels_last)
+        layout = network(x.contiguous(memory_format=torch.channels_last))
+        single = network(x[:1].contiguous(memory_format=torch.channels_last))  # batch_norm path
+    assert torch.allclose(plain, layout, atol=1e-5)
+    assert torch.allclose(plain[:1], single, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown kernels"):
+        fast.set_kernels(network, "layer_norm")
+
+
+def test_the_cuda_inference_path_uses_the_layout_keeping_kernels():
+    """Which kernels each inference path gets; CUDA itself is exercised by benchmarks/."""
+    assert fast.inference_kernels("cuda", True, False) == ("batch_norm", "layout", 8)
+    assert fast.inference_kernels("cuda", False, False) == ("group_norm", "torch", 1)
+    assert fast.inference_kernels("cuda", True, True) == ("group_norm", "torch", 8)
+    assert fast.inference_kernels("cpu", True, False) == ("group_norm", "torch", 1)
+    network = fast.TransformNet(SMALL)
+    stylizer = fast.Stylizer(fast.FastModel(network, {}, Path("m")), "cpu")
+    kinds = {(m.kernel if isinstance(m, fast.InstanceNorm) else (m.pad_kernel, m.align_channels))
+             for m in stylizer.network.modules()
+             if isinstance(m, fast.InstanceNorm | fast.PaddedConv2d)}  # fmt: skip
+    assert kinds == {"group_norm", ("torch", 1)}
+
+
 # --------------------------------------------------------------------------- photos
 
 

@@ -39,7 +39,10 @@ def export_onnx(network, path: str | os.PathLike, opset: int = DEFAULT_OPSET) ->
         raise InputError(f"ONNX output must end in .onnx, got '{target.name}'")
     if not target.parent.is_dir():
         raise InputError(f"output folder {target.parent} does not exist")
-    network = network.float().cpu().eval()
+    from .methods.fast import set_kernels
+
+    # ONNX gets the standard operators (InstanceNormalization-like ops, Pad reflect).
+    network = set_kernels(network.float().cpu().eval())
     example = torch.rand(1, 3, TRACE_SIZE, TRACE_SIZE, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1, max=1024)
     height = torch.export.Dim("height", min=16, max=16384)

@@ -21,10 +21,10 @@ Departures from the paper, and why:
   (Odena et al. 2016).
 - Output through a sigmoid into [0, 1] instead of a scaled tanh; inputs are padded to a multiple
   of 4 (replicate) and the output is cropped back, so every size works.
-- Instance norm runs as a one-channel-per-group group norm (the same function): that kernel
-  keeps channels_last tensors in that layout, where ``F.instance_norm`` reshapes into a batch
-  norm over a contiguous copy (a likely cause of the slow fp16 channels_last runs seen with
-  pytorch/examples' network).
+- Instance norm and reflection padding have kernels that keep channels_last tensors in that
+  layout (``set_kernels``): CUDA's own instance-norm, group-norm and reflection-pad kernels
+  convert channels_last to NCHW and the next convolution converts back, which made fp16
+  channels_last slower than fp32 in pytorch/examples' network (benchmarks/bench_fast.py).
 - Relative losses and a pluggable loss network (the offline default is EfficientNet-Lite0; the
   paper used VGG-16). Width ``channels`` (paper: 32), ``residual_blocks`` (paper: 5) and the
   first/last kernel ``edge_kernel`` (paper: 9) are options: a narrower, smaller network is what
@@ -77,13 +77,23 @@ LICENSE_NOTE = (
 # --------------------------------------------------------------------------- the network
 
 
+NORM_KERNELS = ("group_norm", "var_mean", "batch_norm")
+PAD_KERNELS = ("torch", "layout")
+
+
 class InstanceNorm(nn.Module):
     """Per-image, per-channel normalisation over H and W with a learned scale and shift.
 
-    Computed as a group norm with one channel per group, which is the same function: its fused
-    kernel keeps channels_last tensors in that layout (``F.instance_norm`` copies them to
-    contiguous and back) and was 5x faster than explicit mean/variance ops on the CPU
-    (benchmarks/README.md). Half-precision inputs accumulate in float32 inside the kernel.
+    ``kernel`` picks how it is computed (the same function each time):
+    - ``group_norm`` (default): a group norm with one channel per group, one fused kernel. On the
+      CPU it keeps channels_last tensors in that layout and was 5x faster than explicit ops
+      (benchmarks/README.md). On CUDA it copies channels_last input to NCHW first.
+    - ``var_mean``: per-channel statistics, then one multiply-add; elementwise ops keep any
+      layout, so channels_last stays channels_last (the CUDA inference path).
+    - ``batch_norm``: for a batch of one image, instance norm is batch norm in training mode
+      without running statistics, whose CUDA kernels read channels_last natively; larger
+      batches use ``var_mean``.
+    Half-precision inputs accumulate their statistics in float32.
     """
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
@@ -91,16 +101,112 @@ class InstanceNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.kernel = "group_norm"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
+        if self.kernel == "batch_norm" and x.shape[0] == 1:
+            return F.batch_norm(x, None, None, weight, bias, training=True, eps=self.eps)
+        if self.kernel in ("var_mean", "batch_norm"):
+            var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+            scale = self.weight.float().view(1, -1, 1, 1) * torch.rsqrt(var.float() + self.eps)
+            shift = self.bias.float().view(1, -1, 1, 1) - mean.float() * scale
+            return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
         return F.group_norm(x, x.shape[1], weight, bias, self.eps)
+
+
+def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """``F.pad(x, (pad,) * 4, mode="reflect")`` that keeps x's memory layout.
+
+    CUDA's reflection-pad kernel returns NCHW whatever it is given, so a channels_last network
+    pays a layout conversion there and another one in the next convolution. Here: one copy of
+    x into the middle of a tensor of x's layout, then the thin borders mirrored in place.
+    """
+    if pad == 0:
+        return x
+    batch, channels, height, width = x.shape
+    if pad >= height or pad >= width:
+        raise ValueError(f"reflection padding {pad} needs more than {pad} pixels per side")
+    out = torch.empty((batch, channels, height + 2 * pad, width + 2 * pad), dtype=x.dtype,
+                      device=x.device, memory_format=_layout_of(x))  # fmt: skip
+    inner = slice(pad, pad + width)
+    out[:, :, pad : pad + height, inner] = x
+    # rows above and below mirror the rows next to the edge (the edge row is not repeated)
+    out[:, :, :pad, inner] = _mirrored(x[:, :, 1 : pad + 1], 2)
+    out[:, :, pad + height :, inner] = _mirrored(x[:, :, height - pad - 1 : height - 1], 2)
+    # then whole columns, corners included, from the padded rows
+    out[:, :, :, :pad] = _mirrored(out[:, :, :, pad + 1 : 2 * pad + 1], 3)
+    out[:, :, :, pad + width :] = _mirrored(out[:, :, :, width - 1 : width + pad - 1], 3)
+    return out
+
+
+def _mirrored(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return x if x.shape[dim] == 1 else x.flip(dim)
+
+
+class PaddedConv2d(nn.Conv2d):
+    """A convolution with ``kernel // 2`` padding (reflect or zeros) on every side.
+
+    The same weights and result as ``nn.Conv2d(padding_mode=...)``; padding here lets the
+    channels_last inference path choose a padding kernel that keeps that layout (``pad_kernel``
+    ``layout``: ``reflect_pad``; ``torch``: ``F.pad``, the default and what ONNX export sees).
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1,
+                 padding: str = "reflect") -> None:  # fmt: skip
+        super().__init__(cin, cout, kernel, stride, padding=0)
+        self.pad = kernel // 2
+        self.padding_kind = padding
+        self.pad_kernel = "torch"
+        self.align_channels = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
+        extra_in = (-self.in_channels) % self.align_channels
+        extra_out = (-self.out_channels) % self.align_channels
+        if extra_in or extra_out:
+            # Zero channels in and out (the RGB ends): the same sums, a tensor-core friendly shape.
+            x = F.pad(x, (0, 0, 0, 0, 0, extra_in))
+            weight = F.pad(weight, (0, 0, 0, 0, 0, extra_in, 0, extra_out))
+            weight = weight.contiguous(memory_format=_layout_of(x))
+            bias = F.pad(bias, (0, extra_out)) if bias is not None else None
+        if self.padding_kind == "zeros":
+            y = F.conv2d(x, weight, bias, self.stride, self.pad)
+        else:
+            if self.pad_kernel == "layout":
+                x = reflect_pad(x, self.pad)
+            else:
+                x = F.pad(x, (self.pad,) * 4, mode="reflect")
+            y = F.conv2d(x, weight, bias, self.stride)
+        return y[:, : self.out_channels] if extra_out else y
+
+
+def _layout_of(x: torch.Tensor) -> torch.memory_format:
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def set_kernels(network: nn.Module, norm: str = "group_norm", pad: str = "torch",
+                align: int = 1) -> nn.Module:  # fmt: skip
+    """Choose how ``network``'s instance norms, paddings and convolutions are computed (the
+    results are the same). ``align``: convolutions with a channel count that is not a multiple
+    of it (the 3-channel RGB ends) run with zero channels added up to one."""
+    if norm not in NORM_KERNELS or pad not in PAD_KERNELS or align < 1:
+        raise ValueError(f"unknown kernels norm={norm!r} pad={pad!r} align={align!r}")
+    for module in network.modules():
+        if isinstance(module, InstanceNorm):
+            module.kernel = norm
+        elif isinstance(module, PaddedConv2d):
+            module.pad_kernel = pad
+            module.align_channels = align
+    return network
 
 
 class ConvNormReLU(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: str) -> None:
         super().__init__(
-            nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, padding_mode=padding),
+            PaddedConv2d(cin, cout, kernel, stride, padding),
             InstanceNorm(cout),
             nn.ReLU(inplace=True),
         )
@@ -109,9 +215,9 @@ class ConvNormReLU(nn.Sequential):
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int, padding: str) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding)
+        self.conv1 = PaddedConv2d(channels, channels, 3, 1, padding)
         self.norm1 = InstanceNorm(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding)
+        self.conv2 = PaddedConv2d(channels, channels, 3, 1, padding)
         self.norm2 = InstanceNorm(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,7 +264,7 @@ class TransformNet(nn.Module):
         self.decoder = nn.Sequential(
             UpsampleConv(4 * c, 2 * c, pad),
             UpsampleConv(2 * c, c, pad),
-            nn.Conv2d(c, 3, edge, padding=edge // 2, padding_mode=pad),
+            PaddedConv2d(c, 3, edge, 1, pad),
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -390,8 +496,9 @@ def train(
             total.backward()
             optimizer.step()
             step += 1
-            values = {"total": float(total.detach()), "content": float(content.detach()),
-                      "style": float(style_term.detach()), "tv": float(tv.detach())}  # fmt: skip
+            # one device-to-host copy per step (each float() would wait for the GPU separately)
+            numbers = torch.stack([total, content, style_term, tv]).detach().float().tolist()
+            values = dict(zip(("total", "content", "style", "tv"), numbers, strict=True))
             history.append(values)
             preview = None
             if config.preview_every and (step % config.preview_every == 0 or step == config.steps):
@@ -534,10 +641,11 @@ class FastConfig:
 class Stylizer:
     """A model placed on a device in its fastest form; call it on batches (B, 3, H, W).
 
-    CUDA: channels_last and half precision (fp16 unless ``precision`` says otherwise); the
-    CPU: float32 channels_last (faster than NCHW there too: benchmarks/bench_fast.py).
-    ``compile``: ``torch.compile`` (CUDA: mode "max-autotune", which adds CUDA graphs); each new
-    input shape compiles again, so it pays off over many images of one size (video frames).
+    CUDA: channels_last and half precision (fp16 unless ``precision`` says otherwise), with the
+    instance norms and paddings computed by kernels that keep channels_last (``set_kernels``);
+    the CPU: float32 channels_last (faster than NCHW there too: benchmarks/bench_fast.py).
+    ``compile``: ``torch.compile`` (fuses the norms, paddings and ReLUs around the convolutions);
+    each new input shape compiles again, so it pays off over many images of one size (video).
     """
 
     def __init__(self, model: FastModel, device: str = "auto", precision: str = "auto",
@@ -559,10 +667,10 @@ class Stylizer:
             channels_last = self.device.type in ("cuda", "cpu")  # both faster (bench_fast.py)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         network = model.network.to(self.device, self.dtype)
-        self.network = network.to(memory_format=self.memory_format).eval()
-        if compile:
-            mode = "max-autotune" if self.device.type == "cuda" else None
-            self.network = torch.compile(self.network, mode=mode, dynamic=False)
+        network = network.to(memory_format=self.memory_format).eval()
+        self.kernels = inference_kernels(self.device.type, channels_last, compile)
+        set_kernels(network, *self.kernels)
+        self.network = torch.compile(network, dynamic=False) if compile else network
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1], float32 on the CPU."""
@@ -570,6 +678,25 @@ class Stylizer:
         with torch.inference_mode():
             y = self.network(x)
         return y.float().contiguous().cpu().clamp(0, 1)
+
+
+def inference_kernels(device_type: str, channels_last: bool,
+                      compiled: bool) -> tuple[str, str, int]:  # fmt: skip
+    """(norm, pad, align) for ``set_kernels`` at inference.
+
+    Eager channels_last on CUDA: the layout-keeping norm and padding (CUDA's group-norm,
+    instance-norm and reflection-pad kernels convert channels_last to NCHW, and the next
+    convolution converts back: the slow fp16 channels_last runs of popular implementations).
+    Under torch.compile the compiler generates its own norm and padding kernels. On CUDA the
+    RGB convolutions get 8 channels (3-channel convolutions miss the tensor-core kernels).
+    The CPU's fused group norm keeps the layout and needs none of this.
+    """
+    if device_type != "cuda":
+        return "group_norm", "torch", 1
+    align = 8 if channels_last else 1
+    if channels_last and not compiled:
+        return "batch_norm", "layout", align
+    return "group_norm", "torch", align
 
 
 def stylize(content: torch.Tensor, model: FastModel | Stylizer,
