@@ -19,6 +19,8 @@ Inference variants (``VARIANT_KERNELS``; which run where is in ``DEFAULT_VARIANT
   network. ``fp16_channels_last_group_norm``: the same with the group norm (its CUDA kernel
   also converts to NCHW). ``fp16_contiguous``: fp16 NCHW (the layout's share).
 - ``fast_var_mean`` (CUDA): ``fast`` with the var_mean norm at every batch size.
+- ``fast_aligned`` / ``compiled_unaligned``: ``fast`` with, ``compiled`` without, the RGB
+  convolutions padded to 8 channels (``set_kernels(align=8)``; CUDA's default only compiled).
 - ``fast_zero_padding``: ``fast`` with zero instead of reflection padding (padding's share).
 - ``compiled``: the Stylizer with ``compile=True`` (``torch.compile``, default mode, static
   shapes; dynamo is reset before each, so no run meets its recompile limit).
@@ -59,7 +61,7 @@ DEFAULT_VARIANTS = {
     "cuda": ("reference", "fp16_channels_last_torch", "fp16_channels_last_group_norm",
              "fp16_contiguous", "fast", "fast_var_mean", "fast_zero_padding", "compiled"),
 }  # fmt: skip
-STYLIZER_VARIANTS = ("fast", "fast_unaligned", "fast_var_mean", "fast_zero_padding", "compiled",
+STYLIZER_VARIANTS = ("fast", "fast_aligned", "fast_var_mean", "fast_zero_padding", "compiled",
                      "compiled_unaligned")  # fmt: skip
 # variant: (dtype on CUDA or None for the Stylizer's, channels_last, norm kernel, pad kernel)
 TORCH_KERNEL_VARIANTS = {
@@ -137,13 +139,16 @@ def make_runner(variant: str, config: fast.NetworkConfig, state, device: torch.d
         if compiled:
             torch._dynamo.reset()  # a fresh compile per shape: never the recompile limit
         model = fast.FastModel(build(net_config, state), {}, Path("benchmark"))
-        stylizer = fast.Stylizer(model, device.type, compile=compiled and "unaligned" not in variant)
+        compile_now = compiled and variant != "compiled_unaligned"  # that one: after set_kernels
+        stylizer = fast.Stylizer(model, device.type, compile=compile_now)
         network, dtype, layout = stylizer.network, stylizer.dtype, stylizer.memory_format
         norm, pad, align = stylizer.kernels
         if variant == "fast_var_mean":
             norm = "var_mean"
-        if "unaligned" in variant:
+        if variant.endswith("_unaligned"):
             align = 1
+        elif variant.endswith("_aligned"):
+            align = 8
         if (norm, pad, align) != stylizer.kernels:
             fast.set_kernels(network, norm, pad, align)
         if variant == "compiled_unaligned":
@@ -245,9 +250,13 @@ def bench_kernels(args, device: torch.device, result: dict, save) -> None:
     weight = torch.ones(channels, device=device, dtype=dtype)
     bias = torch.zeros(channels, device=device, dtype=dtype)
     conv = nn.Conv2d(channels, channels, 3).to(device, dtype).to(memory_format=torch.channels_last)
+
     def rgb_conv(cin: int, cout: int) -> nn.Module:
-        return nn.Conv2d(cin, cout, 9, padding=4).to(device, dtype).to(
-            memory_format=torch.channels_last)
+        return (
+            nn.Conv2d(cin, cout, 9, padding=4)
+            .to(device, dtype)
+            .to(memory_format=torch.channels_last)
+        )
 
     first, first8, last, last8 = (rgb_conv(3, channels), rgb_conv(8, channels),
                                   rgb_conv(channels, 3), rgb_conv(channels, 8))  # fmt: skip
@@ -284,9 +293,13 @@ def bench_kernels(args, device: torch.device, result: dict, save) -> None:
                 out = operation()
                 keeps = bool(out.is_contiguous(memory_format=torch.channels_last))
                 del out
+
+                def call(_images, operation=operation):
+                    return operation()
+
                 for _ in range(args.warmup):
-                    timed(lambda _: operation(), x, device)
-                values = [timed(lambda _: operation(), x, device) for _ in range(args.repeats)]
+                    timed(call, x, device)
+                values = [timed(call, x, device) for _ in range(args.repeats)]
                 entry["operations"][name] = {"median_ms": round(statistics.median(values), 3),
                                              "returns_channels_last": keeps}  # fmt: skip
             except Exception as error:
@@ -360,12 +373,17 @@ def bench_training(args, device: torch.device, result: dict, save) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     fast.train(style, photos, folder, config, backbone=backbone, progress=progress)
     seconds = times[-1] - times[args.warmup - 1]
-    entry.update({"warmup_steps": args.warmup, "timed_steps": args.train_steps,
-                  "seconds": round(seconds, 3),
-                  "ms_per_step": round(1000 * seconds / args.train_steps, 2),
-                  "images_per_second": round(args.train_steps * args.train_batch / seconds, 2),
-                  "method": "time between the progress events of the last --train-steps steps "
-                  "(one step = forward, losses, backward, Adam; losses read back each step)"})
+    entry.update(
+        {
+            "warmup_steps": args.warmup,
+            "timed_steps": args.train_steps,
+            "seconds": round(seconds, 3),
+            "ms_per_step": round(1000 * seconds / args.train_steps, 2),
+            "images_per_second": round(args.train_steps * args.train_batch / seconds, 2),
+            "method": "time between the progress events of the last --train-steps steps "
+            "(one step = forward, losses, backward, Adam; losses read back each step)",
+        }
+    )
     result["training"] = entry
     save()
 
@@ -401,8 +419,12 @@ def main() -> int:
     parser.add_argument("--no-training", action="store_true")
     parser.add_argument("--kernels", action=argparse.BooleanOptionalAction, default=None,
                         help="time single kernels (default: on CUDA)")  # fmt: skip
-    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.profiler kernel table (CUDA only; default: on)")
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.profiler kernel table (CUDA only; default: on)",
+    )
     parser.add_argument("--profile-rows", type=int, default=12)
     parser.add_argument("--train-size", type=int, default=256)
     parser.add_argument("--train-batch", type=int, default=4)

@@ -148,11 +148,12 @@ def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(data):
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_130(data):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_exits_130(data, stop):
     process = subprocess.Popen(cli_command(data, data / "m", 100_000), env=child_env(),
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     wait_for_checkpoint(process, data / "m")
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "checkpoint saved" in err and "--resume" in err

@@ -122,7 +122,7 @@ def test_layout_kernels_give_the_same_network_output(padding):
 
 def test_the_cuda_inference_path_uses_the_layout_keeping_kernels():
     """Which kernels each inference path gets; CUDA itself is exercised by benchmarks/."""
-    assert fast.inference_kernels("cuda", True, False) == ("batch_norm", "layout", 8)
+    assert fast.inference_kernels("cuda", True, False) == ("batch_norm", "layout", 1)
     assert fast.inference_kernels("cuda", False, False) == ("group_norm", "torch", 1)
     assert fast.inference_kernels("cuda", True, True) == ("group_norm", "torch", 8)
     assert fast.inference_kernels("cpu", True, False) == ("group_norm", "torch", 1)
@@ -350,8 +350,9 @@ def test_brief_cpu_training_moves_content_toward_the_style(tmp_path, photo_folde
         Image.fromarray(pixels).save(train_folder / f"{i}.png")
     photos = PhotoSet.load(train_folder, 64)
     config = fast.FastTrainConfig(size=64, batch=2, steps=40, channels=8, residual_blocks=2,
-                                  backbone="efficientnet-lite0", checkpoint_every=40,
-                                  preview_every=0, device="cpu", learning_rate=1e-2)  # fmt: skip
+                                  style_weight=5.0, backbone="efficientnet-lite0",
+                                  checkpoint_every=40, preview_every=0, device="cpu",
+                                  learning_rate=1e-2)  # fmt: skip
     fast.train(style, photos, tmp_path / "model", config)
     macaws = Path(__file__).parent / "data" / "kodim23_macaws.jpg"
     content = resize_long_side(load_image(macaws).rgb, 96)

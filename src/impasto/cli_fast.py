@@ -136,7 +136,8 @@ def run_train(args: argparse.Namespace, terminal: Terminal) -> int:
         progress.stop_requested = True
         terminal.line("stopping after this step (Ctrl-C again to stop at once)...")
 
-    previous = signal.signal(signal.SIGINT, request_stop)
+    # Ctrl-C, and SIGTERM (kill, timeout, batch schedulers): finish the step, save, stop.
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with progress:
             result = fast.train(style.rgb, photos, folder, config, resume=args.resume,
@@ -150,7 +151,8 @@ def run_train(args: argparse.Namespace, terminal: Terminal) -> int:
         )
         raise KeyboardInterrupt from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     seconds = time.perf_counter() - started
     rate = (result.steps - result.resumed_from) * config.batch / max(seconds, 1e-9)
     terminal.line(
