@@ -277,6 +277,30 @@ def test_a_cancelled_run_resumes_to_the_same_weights(tmp_path, style, photos, on
     assert_same_weights(tmp_path / "straight", tmp_path / "stopped")
 
 
+def test_a_stopped_run_becomes_a_model_with_resume_and_the_step_reached(
+    tmp_path, style, photos, one_thread
+):
+    """Ending early on purpose: stop, then --resume --steps <step reached> writes the model
+    folder from the checkpoint without training more, losses included."""
+    seen = {}
+
+    def cancel_at_3(event):
+        seen[event.step] = event.losses
+        return event.step != 3
+
+    with pytest.raises(Cancelled):
+        fast.train(style, photos, tmp_path / "m", tiny_config(), progress=cancel_at_3)
+    saved = fast.read_checkpoint(tmp_path / "m")["model"]
+    result = fast.train(style, photos, tmp_path / "m", tiny_config(steps=3), resume=True)
+    assert result.steps == 3 and result.resumed_from == 3 and result.history == []
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert metadata["steps_done"] == 3 and metadata["training"]["steps"] == 3
+    assert metadata["final_losses"] == seen[3]
+    weights = weights_of(tmp_path / "m")
+    assert weights.keys() == saved.keys()
+    assert all(torch.equal(weights[key], saved[key]) for key in saved)
+
+
 def test_a_crash_between_checkpoints_resumes_to_the_same_weights(
     tmp_path, style, photos, one_thread
 ):

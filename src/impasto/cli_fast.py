@@ -154,11 +154,11 @@ def run_train(args: argparse.Namespace, terminal: Terminal) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     seconds = time.perf_counter() - started
-    rate = (result.steps - result.resumed_from) * config.batch / max(seconds, 1e-9)
-    terminal.line(
-        f"wrote {folder} (step {result.steps}, {seconds:.0f} s, {rate:.1f} images/s) — "
-        f"{result.backbone} on {result.device}"
-    )
+    trained = result.steps - result.resumed_from
+    rate = trained * config.batch / max(seconds, 1e-9)
+    done = f"{seconds:.0f} s, {rate:.1f} images/s" if trained else "no steps left to train"
+    terminal.line(f"wrote {folder} (step {result.steps}, {done}) — {result.backbone} on "
+                  f"{result.device}")  # fmt: skip
     return 0
 
 

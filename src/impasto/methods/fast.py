@@ -456,12 +456,15 @@ def train(
     weight_sum = sum(style_layers.values()) or 1.0
     preview_input = _preview_crop(photos, config.size).to(device)
 
+    last_losses = checkpoint.get("losses") if checkpoint is not None else None
+
     def save_checkpoint(step: int) -> None:
         state = {
             "model": {k: v.detach().cpu() for k, v in network.state_dict().items()},
             "optimizer": _to_cpu(optimizer.state_dict()),
             "step": step,
             "fingerprint": json.dumps(fingerprint),
+            "losses": history[-1] if history else last_losses,  # for a resume with no steps
         }
         _atomic_torch_save(state, folder / CHECKPOINT)
 
@@ -519,7 +522,7 @@ def train(
         "training": asdict(config),
         "steps_done": step,
         "data": {**photos.description(), **({"terms": data_note} if data_note else {})},
-        "final_losses": history[-1] if history else None,
+        "final_losses": history[-1] if history else last_losses,
         "license": LICENSE_NOTE,
     }
     network_config = asdict(config.network())
