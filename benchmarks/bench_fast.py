@@ -136,13 +136,15 @@ def make_runner(variant: str, config: fast.NetworkConfig, state, device: torch.d
             )
             state = None if config.padding != "zeros" else state
         compiled = variant.startswith("compiled")
-        if compiled:
-            torch._dynamo.reset()  # a fresh compile per shape: never the recompile limit
         model = fast.FastModel(build(net_config, state), {}, Path("benchmark"))
         compile_now = compiled and variant != "compiled_unaligned"  # that one: after set_kernels
         stylizer = fast.Stylizer(model, device.type, compile=compile_now)
         network, dtype, layout = stylizer.network, stylizer.dtype, stylizer.memory_format
         norm, pad, align = stylizer.kernels
+        if compiled:  # the kernels the Stylizer compiles with
+            norm, pad, align = fast.inference_kernels(
+                device.type, layout == torch.channels_last, True
+            )
         if variant == "fast_var_mean":
             norm = "var_mean"
         if variant.endswith("_unaligned"):
@@ -193,6 +195,9 @@ def bench_inference(args, device: torch.device, config, state, result: dict, sav
             images = images.to(device)
             runners, entry = {}, {"resolution": resolution, "batch": batch, "variants": {}}
             reference_output = None
+            # A fresh compile per shape (never dynamo's recompile limit); not per variant, which
+            # would throw away the compiled code of the variants built before.
+            torch._dynamo.reset()
             for variant in variants:
                 try:
                     run, described = make_runner(variant, config, state, device)
@@ -216,6 +221,8 @@ def bench_inference(args, device: torch.device, config, state, result: dict, sav
                 except Exception as error:  # a variant that cannot run is reported, not fatal
                     entry["variants"][variant] = {"error": f"{type(error).__name__}: {error}"}
             del reference_output
+            for run in runners.values():  # anything recompiled since its warm-up: not timed
+                timed(run, images, device)
             samples = {variant: [] for variant in runners}
             order = list(runners)
             for round_index in range(args.repeats):
@@ -363,7 +370,7 @@ def bench_training(args, device: torch.device, result: dict, save) -> None:
     def progress(event) -> None:  # after each step; the step's losses were read: GPU work done
         times.append(time.perf_counter())
 
-    steps = args.warmup + args.train_steps
+    steps = max(args.warmup, 1) + args.train_steps
     config = fast.FastTrainConfig(size=args.train_size, batch=args.train_batch, steps=steps,
                                   backbone=backbone.name, device=device.type,
                                   channels=args.channels, residual_blocks=args.residual_blocks,
@@ -372,14 +379,16 @@ def bench_training(args, device: torch.device, result: dict, save) -> None:
     folder = Path(args.scratch) / "train"
     shutil.rmtree(folder, ignore_errors=True)
     fast.train(style, photos, folder, config, backbone=backbone, progress=progress)
-    seconds = times[-1] - times[args.warmup - 1]
+    warmup = max(args.warmup, 1)  # the clock starts at the end of a finished step
+    seconds = times[-1] - times[warmup - 1]
+    timed_steps = len(times) - warmup
     entry.update(
         {
-            "warmup_steps": args.warmup,
-            "timed_steps": args.train_steps,
+            "warmup_steps": warmup,
+            "timed_steps": timed_steps,
             "seconds": round(seconds, 3),
-            "ms_per_step": round(1000 * seconds / args.train_steps, 2),
-            "images_per_second": round(args.train_steps * args.train_batch / seconds, 2),
+            "ms_per_step": round(1000 * seconds / timed_steps, 2),
+            "images_per_second": round(timed_steps * args.train_batch / seconds, 2),
             "method": "time between the progress events of the last --train-steps steps "
             "(one step = forward, losses, backward, Adam; losses read back each step)",
         }

@@ -2,7 +2,7 @@
 # One short GPU session for fast style transfer (issue 4), made for a machine with PyTorch +
 # CUDA and no network (benchmarks/README.md). In order:
 #   1. a model trained for at most TRAIN_SECONDS (GPU to itself): if time runs out the run is
-#      interrupted (Ctrl-C: a checkpoint) and finished with --resume --steps <step reached>, so
+#      stopped (SIGTERM: a checkpoint) and finished with --resume --steps <step reached>, so
 #      the model folder is complete and its metadata says how many steps it had;
 #   2. examples from it through the CLI on the GPU;
 #   3. bench_fast.py: single kernels, inference at 1080p and 4K (eager and compiled, with and
@@ -67,7 +67,7 @@ timeout 60 python3 -m impasto stylize --method fast --model "$MODEL" \
 stamp "3a. bench: kernels, 1080p and 4K batch 1, training throughput (paper width)"
 timeout 120 python3 benchmarks/bench_fast.py --device "$DEVICE" --repeats 10 --warmup 3 \
   --resolutions 1080p 4k --batches 1 --kernels --no-profile --train-steps 30 \
-  --variants reference fast fast_unaligned compiled compiled_unaligned \
+  --variants reference fast fast_aligned compiled compiled_unaligned \
   --out "$WORK/bench_fast.json" $BENCH_ARGS 2> "$WORK/bench_fast.log" > /dev/null
 echo "exit $?"; tail -2 "$WORK/bench_fast.log"
 stamp "3b. bench: width 16 at 4K, training throughput"

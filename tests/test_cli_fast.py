@@ -148,14 +148,15 @@ def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(data):
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_exits_130(data, stop):
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])  # fmt: skip
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_exits_with_the_signals_code(data, stop, code):
     process = subprocess.Popen(cli_command(data, data / "m", 100_000), env=child_env(),
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     wait_for_checkpoint(process, data / "m")
     process.send_signal(stop)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    assert process.returncode == code, err
     assert "checkpoint saved" in err and "--resume" in err
     assert "Traceback" not in err
     step = int(fast.read_checkpoint(data / "m")["step"])
@@ -271,6 +272,25 @@ def test_onnx_export_matches_pytorch_in_onnxruntime(capsys, tmp_path, model):
             expected = network(x).numpy()
         assert ours.shape == shape
         np.testing.assert_allclose(ours, expected, atol=1e-4)  # stated tolerance: 1e-4
+
+
+def test_exporting_a_network_in_use_leaves_it_as_it_was(tmp_path, model):
+    """A Stylizer's network (channels_last, inference kernels, bf16 here) exports, and the
+    Stylizer keeps working unchanged: export works on a float32 NCHW copy."""
+    from impasto.export import export_onnx
+
+    loaded = fast.load_model(model)
+    stylizer = fast.Stylizer(loaded, "cpu", "bf16")
+    fast.set_kernels(stylizer.network, "batch_norm", "layout", 8)
+    x = torch.rand(1, 3, 40, 24)
+    before = stylizer(x)
+    export_onnx(stylizer.network, tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx").stat().st_size > 0
+    parameter = next(stylizer.network.parameters())
+    assert parameter.dtype == torch.bfloat16
+    assert {m.pad_kernel for m in stylizer.network.modules()
+            if isinstance(m, fast.PaddedConv2d)} == {"layout"}  # fmt: skip
+    assert torch.equal(stylizer(x), before)
 
 
 @pytest.mark.parametrize(

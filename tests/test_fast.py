@@ -90,6 +90,23 @@ def test_every_norm_kernel_is_instance_norm_and_keeps_the_layout(batch, kernel, 
     assert (half.float() - expected).abs().max() < 0.1
 
 
+def test_half_precision_norms_survive_a_large_spread():
+    """fp16 holds values up to 65504: a variance of 1000^2 would overflow, a std does not."""
+    x = torch.randn(2, 4, 9, 9) * 1000 + 50
+    expected = F.instance_norm(x)
+    norm = fast.InstanceNorm(4).half()
+    for kernel in fast.NORM_KERNELS:
+        norm.kernel = kernel
+        out = norm(x.half()).float()
+        assert torch.isfinite(out).all(), kernel
+        assert (out - expected).abs().max() < 0.01, kernel
+
+
+def test_an_unknown_padding_is_refused():
+    with pytest.raises(ValueError, match="unknown padding"):
+        fast.PaddedConv2d(3, 4, 3, padding="replicate")
+
+
 @pytest.mark.parametrize("pad", [1, 2, 4])
 @pytest.mark.parametrize("shape", [(1, 5, 7, 9), (2, 3, 5, 12), (1, 8, 6, 5)])
 def test_reflect_pad_equals_torch_and_keeps_the_layout(pad, shape):

@@ -130,11 +130,15 @@ def run_train(args: argparse.Namespace, terminal: Terminal) -> int:
     started = time.perf_counter()
     progress = TrainProgress(terminal, args.quiet)
 
+    stopped_by: list[int] = []
+
     def request_stop(signum, frame) -> None:
-        if progress.stop_requested:  # a second Ctrl-C: stop now, from the last checkpoint
+        if progress.stop_requested:  # a second signal: stop now, from the last checkpoint
             raise KeyboardInterrupt
         progress.stop_requested = True
-        terminal.line("stopping after this step (Ctrl-C again to stop at once)...")
+        stopped_by.append(signum)
+        again = "Ctrl-C again" if signum == signal.SIGINT else "another signal"
+        terminal.line(f"stopping after this step ({again} to stop at once)...")
 
     # Ctrl-C, and SIGTERM (kill, timeout, batch schedulers): finish the step, save, stop.
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -149,6 +153,9 @@ def run_train(args: argparse.Namespace, terminal: Terminal) -> int:
             f"{stopped}; checkpoint saved in {folder / fast.CHECKPOINT}. Continue with the same "
             "command and --resume"
         )
+        if stopped_by and stopped_by[0] == signal.SIGTERM:
+            terminal.line("impasto: terminated")
+            return 128 + signal.SIGTERM  # 143, the shell's code for a SIGTERM
         raise KeyboardInterrupt from None
     finally:
         for sig, handler in previous.items():

@@ -9,6 +9,7 @@ and written atomically.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
@@ -41,8 +42,10 @@ def export_onnx(network, path: str | os.PathLike, opset: int = DEFAULT_OPSET) ->
         raise InputError(f"output folder {target.parent} does not exist")
     from .methods.fast import set_kernels
 
-    # ONNX gets the standard operators (InstanceNormalization-like ops, Pad reflect).
-    network = set_kernels(network.float().cpu().eval())
+    # A copy (a live Stylizer may hold this network in fp16 channels_last on a GPU), in float32
+    # NCHW with the standard operators (InstanceNormalization-like ops, Pad reflect).
+    network = copy.deepcopy(network).float().cpu().eval()
+    network = set_kernels(network.to(memory_format=torch.contiguous_format))
     example = torch.rand(1, 3, TRACE_SIZE, TRACE_SIZE, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1, max=1024)
     height = torch.export.Dim("height", min=16, max=16384)
