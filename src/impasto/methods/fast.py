@@ -107,18 +107,19 @@ class InstanceNorm(nn.Module):
         self.kernel = "group_norm"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel == "var_mean" or (self.kernel == "batch_norm" and x.shape[0] > 1):
+            return self._from_statistics(x)
         weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
-        if self.kernel == "batch_norm" and x.shape[0] == 1:
+        if self.kernel == "batch_norm":
             return F.batch_norm(x, None, None, weight, bias, training=True, eps=self.eps)
-        if self.kernel in ("var_mean", "batch_norm"):
-            # std, not var: a half-precision variance overflows from a spread of 256 up
-            std, mean = torch.std_mean(x, dim=(2, 3), keepdim=True, correction=0)
-            scale = self.weight.float().view(1, -1, 1, 1) * torch.rsqrt(
-                std.float().square() + self.eps
-            )
-            shift = self.bias.float().view(1, -1, 1, 1) - mean.float() * scale
-            return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
         return F.group_norm(x, x.shape[1], weight, bias, self.eps)
+
+    def _from_statistics(self, x: torch.Tensor) -> torch.Tensor:
+        # std, not var: a half-precision variance overflows from a spread of 256 up
+        std, mean = torch.std_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        scale = self.weight.float().view(1, -1, 1, 1) * torch.rsqrt(std.float().square() + self.eps)
+        shift = self.bias.float().view(1, -1, 1, 1) - mean.float() * scale
+        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
 
 def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
