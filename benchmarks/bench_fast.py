@@ -13,7 +13,7 @@ Inference variants (``VARIANT_KERNELS``; which run where is in ``DEFAULT_VARIANT
   ``F.pad`` reflection padding.
 - ``fast``: what ``impasto stylize --method fast`` runs (``Stylizer``): CPU fp32 channels_last
   with the fused group norm; CUDA fp16 channels_last with the layout-keeping norm and padding
-  kernels (``fast.inference_kernels``).
+  kernels (``layers.inference_kernels``).
 - ``fp16_channels_last_torch`` (CUDA): fp16 channels_last with torch's own kernels
   (``F.instance_norm``, ``F.pad``): the slow configuration reported for pytorch/examples'
   network. ``fp16_channels_last_group_norm``: the same with the group norm (its CUDA kernel
@@ -49,6 +49,7 @@ from torch import nn
 
 import impasto
 from impasto.methods import fast
+from impasto.nn import layers, transform_net
 
 # The sibling benchmarks/report.py, also when this file is loaded by path (tests do).
 if str(Path(__file__).resolve().parent) not in sys.path:
@@ -86,7 +87,7 @@ def note(text: str) -> None:
 class TorchInstanceNorm(nn.Module):
     """``F.instance_norm`` with the parameters of impasto's InstanceNorm (the popular path)."""
 
-    def __init__(self, norm: fast.InstanceNorm) -> None:
+    def __init__(self, norm: layers.InstanceNorm) -> None:
         super().__init__()
         self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
 
@@ -97,22 +98,22 @@ class TorchInstanceNorm(nn.Module):
 
 def with_torch_instance_norm(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
-        if isinstance(child, fast.InstanceNorm):
+        if isinstance(child, layers.InstanceNorm):
             setattr(module, name, TorchInstanceNorm(child))
         else:
             with_torch_instance_norm(child)
     return module
 
 
-def build(config: fast.NetworkConfig, state: dict | None) -> fast.TransformNet:
+def build(config: transform_net.NetworkConfig, state: dict | None) -> transform_net.TransformNet:
     torch.manual_seed(0)
-    network = fast.TransformNet(config)
+    network = transform_net.TransformNet(config)
     if state is not None:
         network.load_state_dict(state)
     return network.eval()
 
 
-def make_runner(variant: str, config: fast.NetworkConfig, state, device: torch.device):
+def make_runner(variant: str, config: transform_net.NetworkConfig, state, device: torch.device):
     """A function images -> images for one variant, and its description."""
     if variant in TORCH_KERNEL_VARIANTS:
         precision, channels_last, norm, pad = TORCH_KERNEL_VARIANTS[variant]
@@ -121,7 +122,7 @@ def make_runner(variant: str, config: fast.NetworkConfig, state, device: torch.d
         if norm == "instance_norm":
             network = with_torch_instance_norm(network)
         else:
-            fast.set_kernels(network, norm, pad)
+            layers.set_kernels(network, norm, pad)
         layout = torch.channels_last if channels_last else torch.contiguous_format
         network = network.to(device, dtype).to(memory_format=layout)
         described = (f"{str(dtype).removeprefix('torch.')}, "
@@ -131,7 +132,7 @@ def make_runner(variant: str, config: fast.NetworkConfig, state, device: torch.d
     elif variant in STYLIZER_VARIANTS:
         net_config = config
         if variant == "fast_zero_padding":
-            net_config = fast.NetworkConfig(
+            net_config = transform_net.NetworkConfig(
                 config.channels, config.residual_blocks, "zeros", config.edge_kernel
             )
             state = None if config.padding != "zeros" else state
@@ -142,7 +143,7 @@ def make_runner(variant: str, config: fast.NetworkConfig, state, device: torch.d
         network, dtype, layout = stylizer.network, stylizer.dtype, stylizer.memory_format
         norm, pad, align = stylizer.kernels
         if compiled:  # the kernels the Stylizer compiles with
-            norm, pad, align = fast.inference_kernels(
+            norm, pad, align = layers.inference_kernels(
                 device.type, layout == torch.channels_last, True
             )
         if variant == "fast_var_mean":
@@ -152,7 +153,7 @@ def make_runner(variant: str, config: fast.NetworkConfig, state, device: torch.d
         elif variant.endswith("_aligned"):
             align = 8
         if (norm, pad, align) != stylizer.kernels:
-            fast.set_kernels(network, norm, pad, align)
+            layers.set_kernels(network, norm, pad, align)
         if variant == "compiled_unaligned":
             network = torch.compile(network, dynamic=False)
         described = (
@@ -271,8 +272,8 @@ def bench_kernels(args, device: torch.device, result: dict, save) -> None:
     rgb = rgb.contiguous(memory_format=torch.channels_last)
     rgb8 = F.pad(rgb, (0, 0, 0, 0, 0, 5))
     norms = {}
-    for kernel in fast.NORM_KERNELS:
-        norm = fast.InstanceNorm(channels).to(device, dtype)
+    for kernel in layers.NORM_KERNELS:
+        norm = layers.InstanceNorm(channels).to(device, dtype)
         norm.kernel = kernel
         norms[kernel] = norm
     operations = {
@@ -281,7 +282,7 @@ def bench_kernels(args, device: torch.device, result: dict, save) -> None:
         "impasto norm: var_mean": lambda: norms["var_mean"](x),
         "impasto norm: batch_norm": lambda: norms["batch_norm"](x),
         "F.pad reflect 1": lambda: F.pad(x, (1, 1, 1, 1), mode="reflect"),
-        "impasto reflect_pad 1": lambda: fast.reflect_pad(x, 1),
+        "impasto reflect_pad 1": lambda: layers.reflect_pad(x, 1),
         "F.interpolate nearest x2": lambda: F.interpolate(x, scale_factor=2.0, mode="nearest"),
         "conv 3x3 (channels_last input)": lambda: conv(x),
         "conv 3x3 (NCHW input: converts)": lambda: conv(x.contiguous()),
@@ -421,7 +422,9 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+")
     parser.add_argument("--channels", type=int, default=32, help="network width (paper: 32)")
     parser.add_argument("--residual-blocks", type=int, default=5)
-    parser.add_argument("--edge-kernel", type=int, default=9, choices=fast.EDGE_KERNEL_CHOICES)
+    parser.add_argument(
+        "--edge-kernel", type=int, default=9, choices=transform_net.EDGE_KERNEL_CHOICES
+    )
     parser.add_argument("--model", help="a model folder (default: random weights)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
@@ -451,7 +454,7 @@ def main() -> int:
         loaded = fast.load_model(args.model)
         config, state = loaded.network.config, loaded.network.state_dict()
     else:
-        config = fast.NetworkConfig(
+        config = transform_net.NetworkConfig(
             args.channels, args.residual_blocks, "reflect", args.edge_kernel
         )
         state = None

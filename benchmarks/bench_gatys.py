@@ -7,7 +7,7 @@ timings on a shared machine are noisy:
 
 - ``step``: one loss evaluation (forward through the backbone up to its deepest requested layer,
   content + Gram style + TV losses, backward to the image), computed by the method's own
-  ``impasto.methods.gatys._Objective``. The reference is plain fp32 eager (NCHW, no autocast,
+  ``impasto.methods.gatys.Objective``. The reference is plain fp32 eager (NCHW, no autocast,
   TF32 off, no compile); the variants are what impasto runs (CUDA_VARIANTS, CPU_VARIANTS).
   ``ratio_vs_reference = reference_ms / variant_ms`` (> 1 means faster than the reference).
 - ``end_to_end``: ``impasto.methods.gatys.stylize`` with the default config. Its reference is an
@@ -45,7 +45,7 @@ from impasto.backbones import BACKBONES, Backbone, load_backbone, weights_availa
 from impasto.devices import configure_for_speed
 from impasto.errors import ImpastoError
 from impasto.methods import gatys
-from impasto.methods.gatys import GatysConfig, _Objective, scale_sizes, stylize
+from impasto.methods.gatys import GatysConfig, Objective, scale_sizes, stylize
 
 # The sibling benchmarks/report.py, also when this file is loaded by path (tests do).
 if str(Path(__file__).resolve().parent) not in sys.path:
@@ -284,7 +284,7 @@ def default_layers(backbone: Backbone) -> tuple[list[str], dict[str, float], str
 @dataclass
 class Prepared:
     variant: Variant
-    objective: _Objective
+    objective: Objective
     image: torch.Tensor
     warmup_seconds: float = 0.0
 
@@ -312,7 +312,7 @@ def prepare(
     content_layers, style_layers, _ = default_layers(backbone)
     synchronize(device)
     started = time.perf_counter()
-    objective = _Objective(
+    objective = Objective(
         plain,
         network,
         content.to(device),

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from impasto import cli, weights
+from impasto.cli import terminal
 from impasto.errors import InputError
 from impasto.methods import gatys
 
@@ -54,8 +55,9 @@ def no_heavy_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the CLI went on to heavy work despite a bad input")
 
-    monkeypatch.setattr("impasto.api.stylize", forbidden)
-    monkeypatch.setattr("impasto.backbones.resolve_backbone_name", forbidden)
+    monkeypatch.setattr("impasto.pipeline.prepare", forbidden)
+    monkeypatch.setattr("impasto.pipeline.resolve_backbone_name", forbidden)
+    monkeypatch.setattr("impasto.pipeline.load_backbone", forbidden)
 
 
 def run(capsys, *argv):
@@ -125,8 +127,8 @@ def test_bad_image_file_is_one_line_before_any_heavy_work(
     else:
         argv = stylize_args(pics, styles=[pics["style"], bad])
     line = assert_usage_error(capsys, pics, argv, bad.name)
-    if kind == "directory":
-        assert "directory" in line
+    if kind == "directory":  # a folder of content is a batch; this one holds no image
+        assert ("directory" if role == "style" else "no images") in line
 
 
 def test_image_over_max_pixels(capsys, pics, no_heavy_work):
@@ -359,7 +361,7 @@ def test_progress_bar_and_notices_on_a_terminal(capsys, pics, monkeypatch):
         return real(name, weights=weights, notify=notify, probe=probe)
 
     monkeypatch.setattr(backbones, "resolve_backbone_name", with_notice)
-    monkeypatch.setattr(cli.Terminal, "interactive", property(lambda self: True))
+    monkeypatch.setattr(terminal.Terminal, "interactive", property(lambda self: True))
     argv = [a for a in stylize_args(pics, "--save-every", "2") if a != "--quiet"]
     code, _, err = run(capsys, *argv)
     assert code == 0, err
@@ -508,12 +510,25 @@ def test_flags_follow_the_config_dataclass(pics):
             # Unset flags are absent: the chosen method's config applies its own defaults.
             assert not hasattr(args, field.name), field.name
     args = cli.build_parser(["stylize"]).parse_args(
-        ["stylize", "c.png", "s.png", "-o", "o.png", "--size", "64", "--precision", "fp16",
-         "--style-weight", "3e4", "--compile"]
+        ["stylize", "c.png", "s.png", "-o", "o.png", "--size", "64", "--precision", "bf16",
+         "--style-weight", "3e4", "--compile", "--style-layers", "a", "b:0.5"]
     )  # fmt: skip
-    assert args.size == 64 and args.precision == "fp16"  # checked later by the method's config
+    assert args.size == 64 and args.precision == "bf16"
     assert args.style_weight == 3e4 and args.compile is True
-    assert args.style_blend is None and args.content_layers is None and args.style_layers is None
+    assert args.style_layers == {"a": 1.0, "b": 0.5}
+    assert not hasattr(args, "style_blend") and not hasattr(args, "content_layers")
+
+
+def test_stylize_flags_are_the_chosen_methods_only(capsys, pics):
+    # gatys has no fp16 (it optimises under bf16 autocast at most); fast has no --steps
+    assert_usage_error(capsys, pics, stylize_args(pics, "--precision", "fp16"), "fp16")
+    code, _, err = run(capsys, "stylize", "--method", "fast", "--model", "vangogh-bedroom",
+                       pics["content"], "-o", pics["out"], "--steps", "5")  # fmt: skip
+    assert code == 2 and "--steps: not an option of --method fast (an option of: gatys)" in err
+    _, out, _ = run(capsys, "stylize", "--method", "fast", "--help")
+    assert "--model" in out and "--steps" not in out and "--style-weight" not in out
+    _, out, _ = run(capsys, "stylize", "--help")
+    assert "--steps" in out and "--model" not in out
 
 
 def test_help_and_version(capsys):
@@ -622,7 +637,7 @@ def small_vgg(monkeypatch):
 
 @pytest.mark.parametrize("interactive", [False, True])
 def test_download_stores_then_reports_cached(capsys, monkeypatch, small_vgg, interactive):
-    monkeypatch.setattr(cli.Terminal, "interactive", property(lambda self: interactive))
+    monkeypatch.setattr(terminal.Terminal, "interactive", property(lambda self: interactive))
     spec, requests = small_vgg
     code, out, err = run(capsys, "download", "vgg19")
     assert code == 0, err

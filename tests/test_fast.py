@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from impasto import model_folder, training
 from impasto.errors import Cancelled, InputError
 from impasto.methods import fast
 from impasto.model_folder import load_model_folder, save_model_folder
+from impasto.nn import layers
 from impasto.photos import PhotoSet, find_photos
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "impasto" / "assets"
@@ -45,7 +47,7 @@ def test_no_transposed_convolutions_and_the_papers_shape():
 
 def test_instance_norm_matches_the_definition():
     torch.manual_seed(1)
-    norm = fast.InstanceNorm(5)
+    norm = layers.InstanceNorm(5)
     with torch.no_grad():
         norm.weight.uniform_(0.5, 2)
         norm.bias.uniform_(-1, 1)
@@ -71,11 +73,11 @@ def test_channels_last_gives_the_same_result():
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-@pytest.mark.parametrize("kernel", fast.NORM_KERNELS)
+@pytest.mark.parametrize("kernel", layers.NORM_KERNELS)
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_every_norm_kernel_is_instance_norm_and_keeps_the_layout(batch, kernel, layout):
     torch.manual_seed(batch)
-    norm = fast.InstanceNorm(6)
+    norm = layers.InstanceNorm(6)
     norm.kernel = kernel
     with torch.no_grad():
         norm.weight.uniform_(0.5, 2)
@@ -94,8 +96,8 @@ def test_half_precision_norms_survive_a_large_spread():
     """fp16 holds values up to 65504: a variance of 1000^2 would overflow, a std does not."""
     x = torch.randn(2, 4, 9, 9) * 1000 + 50
     expected = F.instance_norm(x)
-    norm = fast.InstanceNorm(4).half()
-    for kernel in fast.NORM_KERNELS:
+    norm = layers.InstanceNorm(4).half()
+    for kernel in layers.NORM_KERNELS:
         norm.kernel = kernel
         out = norm(x.half()).float()
         assert torch.isfinite(out).all(), kernel
@@ -104,7 +106,7 @@ def test_half_precision_norms_survive_a_large_spread():
 
 def test_an_unknown_padding_is_refused():
     with pytest.raises(ValueError, match="unknown padding"):
-        fast.PaddedConv2d(3, 4, 3, padding="replicate")
+        layers.PaddedConv2d(3, 4, 3, padding="replicate")
 
 
 @pytest.mark.parametrize("pad", [1, 2, 4])
@@ -113,41 +115,41 @@ def test_reflect_pad_equals_torch_and_keeps_the_layout(pad, shape):
     x = torch.arange(np.prod(shape), dtype=torch.float32).reshape(shape)
     for layout in (torch.contiguous_format, torch.channels_last):
         xi = x.contiguous(memory_format=layout)
-        out = fast.reflect_pad(xi, pad)
+        out = layers.reflect_pad(xi, pad)
         assert torch.equal(out, F.pad(x, (pad,) * 4, mode="reflect"))
         assert out.is_contiguous(memory_format=layout)
     with pytest.raises(ValueError, match="reflection padding"):
-        fast.reflect_pad(torch.rand(1, 2, 3, 8), 3)
+        layers.reflect_pad(torch.rand(1, 2, 3, 8), 3)
 
 
-@pytest.mark.parametrize("padding", fast.PADDING_CHOICES)
+@pytest.mark.parametrize("padding", layers.PADDING_CHOICES)
 def test_layout_kernels_give_the_same_network_output(padding):
     torch.manual_seed(3)
     network = fast.TransformNet(fast.NetworkConfig(4, 1, padding, 5)).eval()
     x = torch.rand(2, 3, 21, 30)
     with torch.no_grad():
         plain = network(x)
-        fast.set_kernels(network, "batch_norm", "layout", 8)
+        layers.set_kernels(network, "batch_norm", "layout", 8)
         network.to(memory_format=torch.channels_last)
         layout = network(x.contiguous(memory_format=torch.channels_last))
         single = network(x[:1].contiguous(memory_format=torch.channels_last))  # batch_norm path
     assert torch.allclose(plain, layout, atol=1e-5)
     assert torch.allclose(plain[:1], single, atol=1e-5)
     with pytest.raises(ValueError, match="unknown kernels"):
-        fast.set_kernels(network, "layer_norm")
+        layers.set_kernels(network, "layer_norm")
 
 
 def test_the_cuda_inference_path_uses_the_layout_keeping_kernels():
     """Which kernels each inference path gets; CUDA itself is exercised by benchmarks/."""
-    assert fast.inference_kernels("cuda", True, False) == ("batch_norm", "layout", 1)
-    assert fast.inference_kernels("cuda", False, False) == ("group_norm", "torch", 1)
-    assert fast.inference_kernels("cuda", True, True) == ("group_norm", "torch", 8)
-    assert fast.inference_kernels("cpu", True, False) == ("group_norm", "torch", 1)
+    assert layers.inference_kernels("cuda", True, False) == ("batch_norm", "layout", 1)
+    assert layers.inference_kernels("cuda", False, False) == ("group_norm", "torch", 1)
+    assert layers.inference_kernels("cuda", True, True) == ("group_norm", "torch", 8)
+    assert layers.inference_kernels("cpu", True, False) == ("group_norm", "torch", 1)
     network = fast.TransformNet(SMALL)
     stylizer = fast.Stylizer(fast.FastModel(network, {}, Path("m")), "cpu")
-    kinds = {(m.kernel if isinstance(m, fast.InstanceNorm) else (m.pad_kernel, m.align_channels))
+    kinds = {(m.kernel if isinstance(m, layers.InstanceNorm) else (m.pad_kernel, m.align_channels))
              for m in stylizer.network.modules()
-             if isinstance(m, fast.InstanceNorm | fast.PaddedConv2d)}  # fmt: skip
+             if isinstance(m, layers.InstanceNorm | layers.PaddedConv2d)}  # fmt: skip
     assert kinds == {"group_norm", ("torch", 1)}
 
 
@@ -287,7 +289,7 @@ def test_a_cancelled_run_resumes_to_the_same_weights(tmp_path, style, photos, on
 
     with pytest.raises(Cancelled):
         fast.train(style, photos, tmp_path / "stopped", tiny_config(), progress=cancel_at_3)
-    assert int(fast.read_checkpoint(tmp_path / "stopped")["step"]) == 3
+    assert int(training.read_checkpoint(tmp_path / "stopped")["step"]) == 3
     assert not (tmp_path / "stopped" / "config.json").exists()  # no model until it finishes
     result = fast.train(style, photos, tmp_path / "stopped", tiny_config(), resume=True)
     assert result.resumed_from == 3 and len(result.history) == 3
@@ -307,7 +309,7 @@ def test_a_stopped_run_becomes_a_model_with_resume_and_the_step_reached(
 
     with pytest.raises(Cancelled):
         fast.train(style, photos, tmp_path / "m", tiny_config(), progress=cancel_at_3)
-    saved = fast.read_checkpoint(tmp_path / "m")["model"]
+    saved = training.read_checkpoint(tmp_path / "m")["model"]
     result = fast.train(style, photos, tmp_path / "m", tiny_config(steps=3), resume=True)
     assert result.steps == 3 and result.resumed_from == 3 and result.history == []
     metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
@@ -329,7 +331,7 @@ def test_a_crash_between_checkpoints_resumes_to_the_same_weights(
 
     with pytest.raises(KeyboardInterrupt):
         fast.train(style, photos, tmp_path / "crashed", tiny_config(), progress=crash_at_5)
-    assert int(fast.read_checkpoint(tmp_path / "crashed")["step"]) == 4
+    assert int(training.read_checkpoint(tmp_path / "crashed")["step"]) == 4
     fast.train(style, photos, tmp_path / "crashed", tiny_config(), resume=True)
     assert_same_weights(tmp_path / "straight", tmp_path / "crashed")
 
@@ -524,8 +526,8 @@ def test_the_shipped_model_loads_by_name_and_paints_in_its_style(name):
     from impasto.images import load_image, resize_long_side
     from impasto.metrics import color_distance, ssim, style_ratio
 
-    assert name in fast.shipped_models()
-    folder = fast.MODELS_DIR / name
+    assert name in model_folder.shipped_models()
+    folder = model_folder.MODELS_DIR / name
     assert (folder / "model.safetensors").stat().st_size <= 8 * 1024 * 1024
     assert (folder / "README.md").is_file()
     model = fast.load_model(name)

@@ -1,4 +1,5 @@
-"""Tests for impasto.images: decoding modes, alpha, EXIF, ICC, size caps, atomic saving, resizing.
+"""Tests for impasto.images: decoding modes, alpha, EXIF, ICC, size caps, atomic saving, resizing,
+contact sheets.
 
 Every test image is built here with Pillow (or by hand, for 16-bit RGB PNG and the ICC
 profile) so the expected values have a reason independent of the code under test.
@@ -14,15 +15,18 @@ import pytest
 import torch
 from PIL import Image
 
-from impasto import images
 from impasto.errors import InputError
 from impasto.images import (
     OUTPUT_FORMATS,
     check_output_path,
+    decode,
+    draw_sheet,
+    encode,
     load_image,
     resize_long_side,
     resize_to,
     save_image,
+    sheet_size,
     to_pil,
 )
 
@@ -487,7 +491,7 @@ def test_permission_error_is_reported(small_png, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(images, "open", refuse, raising=False)  # shadows the builtin
+    monkeypatch.setattr(decode, "open", refuse, raising=False)  # shadows the builtin there
     with pytest.raises(InputError, match="permission denied") as info:
         load_image(small_png)
     assert "small.png" in str(info.value)
@@ -670,7 +674,7 @@ def test_failed_tiff_write_leaves_nothing(tmp_path, monkeypatch):
         handle.write(b"II*\0")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(images, "_write_tiff16", failing_writer)
+    monkeypatch.setattr(encode, "_write_tiff16", failing_writer)
     with pytest.raises(InputError, match="No space left"):
         save_image(ramp(), tmp_path / "out.tiff")
     assert list(tmp_path.iterdir()) == []
@@ -765,3 +769,106 @@ def test_to_pil():
     with_alpha = to_pil(rgb[0], alpha=torch.full((1, 1, H, W), 0.5))
     assert with_alpha.mode == "RGBA"
     assert with_alpha.getpixel((0, 0))[3] in (127, 128)
+
+
+# --------------------------------------------------------------------------- contact sheets
+# Layout (see impasto.images.sheet): 4 px padding around and between cells; each grid row is
+# the cell square, 4 px, four 12 px label lines and 4 px. With cell=32 a grid row is 88 px,
+# column c starts at x = 4 + 36 c, grid row r at y = 4 + 88 r, labels 4 px under the square.
+
+CELL = 32
+
+
+def solid(colour, height, width):
+    """(1, 3, height, width) image of one RGB colour in [0, 1]."""
+    return torch.tensor(colour, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, height, width)
+
+
+def dark_pixels(sheet_tensor):
+    """(y, x) of every pixel with a channel below 0.5: label text on white."""
+    return (sheet_tensor[0] < 0.5).any(dim=0).nonzero().tolist()
+
+
+def test_sheet_size_follows_the_layout():
+    assert sheet_size(1, CELL) == (40, 92)
+    assert sheet_size(6, CELL) == (4 * 36 + 4, 2 * 88 + 4)  # four columns by default
+    assert sheet_size(6, CELL, columns=3) == (3 * 36 + 4, 2 * 88 + 4)
+    assert sheet_size(2, CELL, columns=5) == (5 * 36 + 4, 92)
+    assert sheet_size(5, 256) == (4 * 260 + 4, 2 * (256 + 56) + 4)
+
+
+def test_sheet_refuses_bad_layouts():
+    with pytest.raises(InputError, match="cell"):
+        sheet_size(2, 15)
+    with pytest.raises(InputError, match="columns"):
+        sheet_size(2, CELL, columns=0)
+    with pytest.raises(ValueError, match="at least one cell"):
+        draw_sheet([], CELL)
+    with pytest.raises(TypeError, match="list of strings"):
+        draw_sheet([(solid((1, 0, 0), 4, 4), "one label")], CELL)
+
+
+def test_draw_sheet_is_a_white_float_image_of_sheet_size():
+    cells = [(solid((0, 0, 0), 8, 8), []) for _ in range(5)]
+    drawn = draw_sheet(cells, CELL)
+    width, height = sheet_size(5, CELL)
+    assert drawn.shape == (1, 3, height, width) and drawn.dtype == torch.float32
+    assert float(drawn.min()) == 0.0 and float(drawn.max()) == 1.0
+    assert drawn[0, :, :4, :].eq(1).all() and drawn[0, :, :, :4].eq(1).all()  # padding
+    # No labels: everything under the first grid row's squares is background.
+    assert drawn[0, :, 4 + CELL : 4 + 88, :].eq(1).all()
+
+
+def test_draw_sheet_places_thumbnails_bottom_aligned_and_centred():
+    red, green, blue = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
+    cells = [
+        (solid(red, 16, 32), []),  # wide: 32 x 16 thumbnail, at the bottom of its square
+        (solid(green, 32, 16)[0], []),  # tall, (3, H, W): 16 x 32, centred across
+        (solid(blue, 8, 8).half(), []),  # small: scaled up to fill the square
+    ]
+    drawn = draw_sheet(cells, CELL, columns=2)
+    assert drawn.shape[-2:] == (2 * 88 + 4, 2 * 36 + 4)
+
+    def region(top, left, height, width):
+        return drawn[0, :, top : top + height, left : left + width]
+
+    def is_colour(block, colour):
+        return torch.allclose(block, torch.tensor(colour).view(3, 1, 1).expand_as(block), atol=0.02)
+
+    white = (1.0, 1.0, 1.0)
+    assert is_colour(region(4, 4, 16, 32), white)  # above the wide picture
+    assert is_colour(region(20, 4, 16, 32), red)
+    assert is_colour(region(4, 40, 32, 8), white)  # left of the tall picture
+    assert is_colour(region(4, 48, 32, 16), green)
+    assert is_colour(region(4, 64, 32, 8), white)  # right of it
+    assert is_colour(region(92, 4, 32, 32), blue)  # second grid row
+    assert is_colour(region(92, 40, 32, 32), white)  # no fourth cell
+
+
+def test_draw_sheet_writes_each_label_under_its_own_cell():
+    white = (1.0, 1.0, 1.0)
+    cells = [(solid(white, 8, 8), []), (solid(white, 8, 8), ["ab", "cd"]), (solid(white, 8, 8), [])]
+    dark = dark_pixels(draw_sheet(cells, CELL))
+    assert dark, "the label drew nothing"
+    assert all(40 <= x < 40 + CELL and 40 <= y < 40 + 2 * 12 for y, x in dark)
+    assert any(y < 52 for y, _ in dark) and any(y >= 52 for y, _ in dark)  # two lines
+
+
+def test_draw_sheet_wraps_labels_to_the_cell_width_and_four_lines():
+    white = (1.0, 1.0, 1.0)
+    cells = [(solid(white, 8, 8), ["W" * 80]), (solid(white, 8, 8), [])]
+    dark = dark_pixels(draw_sheet(cells, CELL))
+    assert all(4 <= x < 4 + CELL for _, x in dark)  # wrapped, not spilling into the next cell
+    lines_used = {(y - 40) // 12 for y, _ in dark}
+    assert lines_used == {0, 1, 2, 3}  # 80 wide letters need more lines than the four drawn
+
+
+def test_draw_sheet_keeps_the_first_and_last_two_label_lines():
+    picture = solid((0.2, 0.4, 0.6), 10, 12)
+
+    def drawn(lines):
+        return draw_sheet([(picture, lines)], CELL)
+
+    six = drawn(["one", "two", "three", "four", "five", "six"])
+    assert torch.equal(six, drawn(["one", "two", "five", "six"]))
+    assert not torch.equal(six, drawn(["one", "two", "three", "four"]))

@@ -19,6 +19,7 @@ from impasto import cli, metrics
 from impasto.backbones import load_backbone
 from impasto.errors import InputError
 from impasto.images import load_image, resize_long_side, resize_to
+from impasto.metrics import evaluation
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "impasto" / "assets"
 
@@ -212,7 +213,8 @@ def test_evaluate_pixel_metrics_need_no_network(photos, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a backbone was loaded for pixel metrics")
 
-    monkeypatch.setattr(metrics, "_load_backbone", forbidden)
+    # evaluate looks the loader up in its own module; patching impasto.metrics would miss it.
+    monkeypatch.setattr(evaluation, "load_scoring_backbone", forbidden)
     report = metrics.evaluate(
         content, content, style, metrics=["ssim", "color_distance", "clip_style"]
     )

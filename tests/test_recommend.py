@@ -71,10 +71,20 @@ def test_only_gatys_and_fast_are_available_today():
         assert r.how_to_get
 
 
-def test_implemented_methods_match_the_api():
-    from impasto.api import METHOD_CHOICES
+def test_availability_follows_the_method_table_and_its_extras(monkeypatch):
+    import dataclasses
 
-    assert rec.IMPLEMENTED_METHODS == METHOD_CHOICES
+    from impasto.methods import registry
+
+    row = dataclasses.replace(registry.METHODS["fast"], extra="video",
+                              requires=("impasto_module_that_is_not_installed",))  # fmt: skip
+    monkeypatch.setitem(registry.METHODS, "fast", row)
+    fast = next(r for r in rec.recommend(["realtime"]) if r.method == "fast")
+    assert not fast.available
+    assert "pip install 'impasto[video]'" in fast.how_to_get
+    assert "impasto_module_that_is_not_installed" in fast.how_to_get
+    with pytest.raises(InputError, match=r"impasto\[video\]"):
+        registry.load_method("fast")
 
 
 def test_importing_recommend_does_not_import_torch():

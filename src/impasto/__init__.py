@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "stylize": "impasto.api",
-    "METHOD_CHOICES": "impasto.api",
+    "METHOD_CHOICES": "impasto.methods.registry",
+    "StyleResult": "impasto.methods.base",
     "load_image": "impasto.images",
     "save_image": "impasto.images",
     "load_backbone": "impasto.backbones",

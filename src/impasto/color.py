@@ -4,8 +4,10 @@
   (YIQ space), i.e. luminance-only style transfer (Gatys et al. 2017, "Controlling perceptual
   factors in neural style transfer", section 5.1), applied as a post-process.
 - ``match_color``: a linear colour transfer giving the source image the mean and covariance of a
-  reference image's RGB colours (the "histogram matching" variant of the same paper), applied to
-  the style image before stylising.
+  reference image's RGB colours (the "histogram matching" variant of the same paper).
+- ``preserve_colors``: the ``--preserve-color`` post-process, the same for every method: after
+  the method, ``luminance`` keeps the content's colours, ``histogram`` gives the result the
+  content's colour statistics.
 """
 
 from __future__ import annotations
@@ -79,6 +81,20 @@ def match_color(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     pixels = source.reshape(3, -1).double()
     matched = transform @ (pixels - source_mean) + reference_mean
     return matched.reshape(source.shape).to(source.dtype).clamp(0, 1)
+
+
+def preserve_colors(result: torch.Tensor, content: torch.Tensor, mode: str) -> torch.Tensor:
+    """``--preserve-color`` after any method: ``result`` (B, 3, H, W) and ``content`` (B, 3, h, w)
+    in [0, 1]. ``luminance``: the result's luminance with the content's chrominance (YIQ);
+    ``histogram``: the result with the content's colour mean and covariance; ``none``: as is."""
+    check_preserve_color(mode)
+    if mode == "none":
+        return result
+    content = content.float().to(result.device)
+    if mode == "luminance":
+        return preserve_luminance(result, content).clamp(0, 1)
+    pairs = zip(result, content, strict=True)
+    return torch.cat([match_color(one[None], reference[None]) for one, reference in pairs])
 
 
 def check_preserve_color(mode: str) -> str:

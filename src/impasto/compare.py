@@ -1,15 +1,16 @@
 """Compare settings side by side: stylise one content/style pair once per setting, score each
 result, and lay them out on a labelled contact sheet (``impasto compare``).
 
-A setting is a string of comma-separated ``key=value`` pairs naming ``GatysConfig`` fields,
-e.g. ``"style_weight=3e4,preserve_color=luminance"``; values are parsed by the field's type.
-``method=fast,model=NAME`` runs a trained fast model instead (its keys: ``FastConfig`` fields),
-so methods can be compared side by side.
+A setting is a string of comma-separated ``key=value`` pairs naming fields of a method's config
+(``method=NAME`` picks the method, default gatys), e.g. ``"style_weight=3e4,preserve_color=
+luminance"`` or ``"method=fast,model=vangogh-bedroom"``; values are parsed by the field's type.
+Without settings, every available method of the table runs at its defaults (with the options
+its row asks for in a comparison, e.g. the shipped fast model), so methods sit side by side.
 
 >>> from impasto.compare import compare, contact_sheet
 >>> result = compare("photo.jpg", "painting.jpg", ["style_weight=1e3", "style_weight=1e5"],
 ...                  {"size": 256, "steps": 50})
->>> contact_sheet(result.content, result.style, result.rows).save("sheet.png")
+>>> save_image(contact_sheet(result.content, result.style, result.rows), "sheet.png")
 
 The library raises InputError (never prints); the CLI turns that into one line on stderr.
 """
@@ -22,7 +23,6 @@ import io
 import json
 import math
 import os
-import time
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -31,9 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
 
 from .errors import InputError, WeightsError
+from .files import atomic_write
+from .images import draw_sheet
+from .methods.registry import METHOD_CHOICES, available_methods, entry, load_method
+from .progress import ProgressCallback
 
 KEY_METRICS: tuple[str, ...] = ("ssim", "style_ratio", "color_distance")
 """Metrics computed for every row (style_ratio needs a feature network; skipped without one)."""
@@ -48,20 +51,8 @@ _FALSE = ("false", "no", "off", "0")
 # --------------------------------------------------------------------------- settings
 
 
-def _config_class(method: str = "gatys"):
-    if method == "fast":
-        from .methods.fast import FastConfig
-
-        return FastConfig
-    from .methods.gatys import GatysConfig
-
-    return GatysConfig
-
-
 def _method_of(text: str) -> str:
-    """The ``method=`` of a setting (default gatys), checked against the API's choices."""
-    from .api import METHOD_CHOICES
-
+    """The ``method=`` of a setting (default gatys), checked against the method table."""
     for part in text.split(","):
         key, _, value = part.partition("=")
         if key.strip() == "method":
@@ -113,15 +104,16 @@ def _parse_value(name: str, kind: type, optional: bool, text: str) -> Any:
 
 
 def parse_setting(text: str) -> dict[str, Any]:
-    """``"style_weight=3e4,preserve_color=luminance"`` -> ``{"style_weight": 30000.0, ...}``.
+    """``"style_weight=3e4,preserve_color=luminance"`` -> ``{"style_weight": 30000.0, ...}``
+    (with ``"method"`` when the setting names one).
 
     Raises InputError naming an unknown field, a field given twice, a value of the wrong type
     or out of range. An empty string means the base options unchanged.
     """
-    from .config import validate_config
+    from .pipeline import make_config
 
     method = _method_of(text)
-    config_class = _config_class(method)
+    config_class = load_method(method).config_class
     hints = typing.get_type_hints(config_class)
     names = [f.name for f in dataclasses.fields(config_class)]
     options: dict[str, Any] = {}
@@ -135,9 +127,6 @@ def parse_setting(text: str) -> dict[str, Any]:
             raise InputError(f"setting {text!r}: expected key=value, got {part!r}")
         if key == "method":
             continue
-        if key == "model" and method == "fast":
-            options["model"] = value.strip()
-            continue
         if key not in names:
             raise InputError(
                 f"setting {text!r}: unknown option '{key}'; choose from: {', '.join(names)}"
@@ -148,17 +137,26 @@ def parse_setting(text: str) -> dict[str, Any]:
         if kind is None:
             raise InputError(f"setting {text!r}: option '{key}' cannot be set in a comparison")
         options[key] = _parse_value(key, kind, optional, value)
-    if method == "fast":
-        if "model" not in options:
-            raise InputError(f"setting {text!r}: method=fast needs model=MODEL")
-        model = options.pop("model")
     try:
-        validate_config(config_class(**options))
+        make_config(method, options, _style_count(method))
     except InputError as error:
         raise InputError(f"setting {text!r}: {error}") from None
-    if method == "fast":
-        options = {"method": "fast", "model": model, **options}
-    return options
+    return {"method": method, **options} if method != "gatys" else options
+
+
+def _style_count(method: str) -> int:
+    """Style images a method gets in a comparison: the one STYLE, or none for model methods."""
+    return 1 if entry(method).takes_styles else 0
+
+
+def default_settings() -> list[str]:
+    """One setting per available method at its defaults (plus what its row needs to run in a
+    comparison, e.g. a shipped model): what ``impasto compare`` runs without --settings."""
+    settings = []
+    for name in available_methods():
+        extra = load_method(name).compare_options
+        settings.append(",".join([f"method={name}", *(f"{k}={v}" for k, v in extra.items())]))
+    return settings
 
 
 def parse_settings(
@@ -222,12 +220,6 @@ class ComparisonResult:
     style: torch.Tensor
 
 
-def _loaded(image: Any):
-    from .api import _as_loaded
-
-    return _as_loaded(image, None)
-
-
 def _score(image, content, style, made_with: str, metrics_backbone: Any, cache: dict):
     """The key metrics; style_ratio is skipped (noted in ``unavailable``) without weights."""
     from . import metrics
@@ -237,7 +229,7 @@ def _score(image, content, style, made_with: str, metrics_backbone: Any, cache: 
         if isinstance(network, str):
             name = metrics.choose_backbone(made_with) if network == "auto" else network
             if name not in cache:
-                cache[name] = metrics._load_backbone(name)
+                cache[name] = metrics.load_scoring_backbone(name)
             network = cache[name]
         report = metrics.evaluate(image, content, style, backbone=network,
                                   made_with=made_with, metrics=KEY_METRICS)  # fmt: skip
@@ -247,62 +239,64 @@ def _score(image, content, style, made_with: str, metrics_backbone: Any, cache: 
     return report
 
 
-def _gatys_only(options: dict[str, Any]) -> dict[str, Any]:
-    """A fast setting's options do not apply to the Gatys config the base is checked with."""
-    return {} if options.get("method") == "fast" else options
+def _fields(method: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(load_method(method).config_class)}
 
 
 def compare(
     content: Any,
     style: Any,
-    settings: Sequence[str | tuple[str, dict[str, Any]]],
+    settings: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
     base_options: dict[str, Any] | None = None,
     progress: Callable[[int, int, ComparisonRow], Any] | None = None,
     *,
     metrics_backbone: Any = "auto",
     notify: Callable[[str], Any] | None = None,
+    events: ProgressCallback | None = None,
 ) -> ComparisonResult:
     """Stylise ``content`` with ``style`` once per setting and score each result.
 
-    ``base_options``: GatysConfig fields shared by every run (a setting overrides them); every
-    run uses the same seed unless a setting names one. ``progress(index, total, row)`` is
-    called after each finished setting. ``metrics_backbone``: network for style_ratio
-    ("auto" avoids the one that made the image; without weights the metric is skipped).
+    ``settings``: None runs ``default_settings()`` (every available method). ``base_options``:
+    options shared by every run, applied to each method that has them (a setting overrides
+    them); every run uses the same seed unless a setting names one. ``progress(index, total,
+    row)`` is called after each finished setting; ``events`` receives the progress events of
+    the work (downloads, steps). ``metrics_backbone``: network for style_ratio ("auto" avoids
+    the one that made the image; without weights the metric is skipped).
     """
-    from . import api
-    from .config import validate_config
+    from .pipeline import as_image, make_config, prepare, stylize_one
 
-    parsed = parse_settings(settings)
+    parsed = parse_settings(default_settings() if settings is None else settings)
     base = dict(base_options or {})
-    unknown = sorted(set(base) - {f.name for f in dataclasses.fields(_config_class())})
+    known = set().union(*(_fields(name) for name in METHOD_CHOICES))
+    unknown = sorted(set(base) - known)
     if unknown:
         raise InputError(f"unknown option(s): {', '.join(unknown)}")
     base.setdefault("seed", 0)
-    for _, options in parsed:
-        validate_config(_config_class()(**{**base, **_gatys_only(options)}))
+    plans = []
+    for label, options in parsed:
+        options = dict(options)
+        method = options.pop("method", "gatys")
+        shared = {k: v for k, v in base.items() if k in _fields(method)}
+        try:
+            config = make_config(method, {**shared, **options}, _style_count(method))
+        except InputError as error:
+            raise InputError(f"setting {label!r}: {error}") from None
+        plans.append((label, method, options, config))
 
-    content_image = _loaded(content)
-    style_image = _loaded(style)
+    content_image = as_image(content)
+    style_image = as_image(style)
     rows: list[ComparisonRow] = []
     networks: dict[str, Any] = {}  # loaded metric networks, by name
-    for index, (label, options) in enumerate(parsed):
-        started = time.perf_counter()
-        if options.get("method") == "fast":
-            # Base options that the fast method has (size, device, ...) apply to it too.
-            fast_fields = {f.name for f in dataclasses.fields(_config_class("fast"))}
-            shared = {k: v for k, v in base.items() if k in fast_fields}
-            result = api.stylize(content_image, **{**shared, **options})
-            made_with = result.backbone
-        else:
-            result = api.stylize(content_image, style_image, notify=notify, **base, **options)
-            made_with = result.backbone
-        seconds = getattr(result, "seconds", 0.0) or time.perf_counter() - started
-        report = _score(result.image, content_image.rgb, style_image.rgb, made_with,
+    for index, (label, method, options, config) in enumerate(plans):
+        styles = [style_image] if _style_count(method) else []
+        prepared = prepare(method, config, styles, progress=events, notify=notify)
+        result = stylize_one(prepared, content_image, events)
+        report = _score(result.image, content_image.rgb, style_image.rgb, result.backbone,
                         metrics_backbone, networks)  # fmt: skip
         row = ComparisonRow(
             label=label,
-            options=options,
-            seconds=float(seconds),
+            options={"method": method, **options} if method != "gatys" else options,
+            seconds=float(result.seconds),
             metrics=dict(report.metrics),
             image=result.image,
             backbone=result.backbone,
@@ -311,47 +305,11 @@ def compare(
         )
         rows.append(row)
         if progress is not None:
-            progress(index, len(parsed), row)
+            progress(index, len(plans), row)
     return ComparisonResult(rows, content_image.rgb, style_image.rgb)
 
 
 # --------------------------------------------------------------------------- contact sheet
-
-LINE_HEIGHT = 12
-LABEL_LINES = 4
-PADDING = 4
-
-
-def _as_pil(image: Any) -> Image.Image:
-    from .images import to_pil
-
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, torch.Tensor):
-        return to_pil(image.detach().float().clamp(0, 1).cpu())
-    return to_pil(_loaded(image).rgb)
-
-
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
-    lines: list[str] = []
-    current = ""
-    for char in text:
-        if draw.textlength(current + char, font=font) > width and current:
-            lines.append(current)
-            current = char.lstrip()
-        else:
-            current += char
-    if current:
-        lines.append(current)
-    return lines
-
-
-def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """A PIL image as (1, 3, H, W) floats in [0, 1] (e.g. to save a sheet with save_image)."""
-    import numpy as np
-
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -361,63 +319,28 @@ def format_metrics(metrics: dict[str, float]) -> str:
     )  # fmt: skip
 
 
-def sheet_size(count: int, cell: int = 256, columns: int | None = None) -> tuple[int, int]:
-    """(width, height) of a contact sheet with ``count`` cells."""
-    columns = columns or min(count, 4)
-    grid_rows = math.ceil(count / columns)
-    return columns * (cell + PADDING) + PADDING, grid_rows * (
-        cell + LINE_HEIGHT * LABEL_LINES + 2 * PADDING
-    ) + PADDING
-
-
-def contact_sheet(content: Any, style: Any, rows: Sequence[ComparisonRow], cell: int = 256,
-                  columns: int | None = None) -> Image.Image:  # fmt: skip
-    """A grid of the content, the style and each result, each labelled underneath with its
-    setting, time and key metrics. ``cell``: the long side of each thumbnail in pixels."""
-    if cell < 16:
-        raise InputError(f"cell must be at least 16 pixels, got {cell}")
-    cells = [(_as_pil(content), ["content"]), (_as_pil(style), ["style"])]
+def contact_sheet(content: torch.Tensor, style: torch.Tensor, rows: Sequence[ComparisonRow],
+                  cell: int = 256, columns: int | None = None) -> torch.Tensor:  # fmt: skip
+    """The content, the style and each result on a grid (impasto.images.draw_sheet), each
+    labelled underneath with its setting, time and key metrics; (1, 3, H, W) in [0, 1].
+    ``cell``: the long side of each thumbnail in pixels."""
+    cells = [(content, ["content"]), (style, ["style"])]
     for row in rows:
-        cells.append(
-            (_as_pil(row.image), [row.label, f"{row.seconds:.1f} s", format_metrics(row.metrics)])
-        )
-    columns = columns or min(len(cells), 4)
-    width, height = sheet_size(len(cells), cell, columns)
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
-    block = cell + LINE_HEIGHT * LABEL_LINES + 2 * PADDING
-    for index, (picture, texts) in enumerate(cells):
-        left = PADDING + (index % columns) * (cell + PADDING)
-        top = PADDING + (index // columns) * block
-        thumb = picture.copy()
-        scale = cell / max(thumb.size)
-        size = (max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale)))
-        thumb = thumb.resize(size, Image.Resampling.LANCZOS)
-        # Bottom-aligned in its square, so the label sits right under every picture.
-        sheet.paste(thumb, (left + (cell - size[0]) // 2, top + cell - size[1]))
-        lines = [line for text in texts for line in _wrap(draw, text, font, cell)]
-        if len(lines) > LABEL_LINES:  # keep the time and metrics; shorten the setting
-            lines = lines[: LABEL_LINES - 2] + lines[-2:]
-        for number, line in enumerate(lines):
-            draw.text((left, top + cell + PADDING + number * LINE_HEIGHT), line, fill="black",
-                      font=font)  # fmt: skip
-    return sheet
+        cells.append((row.image, [row.label, f"{row.seconds:.1f} s", format_metrics(row.metrics)]))
+    return draw_sheet(cells, cell=cell, columns=columns)
 
 
 # --------------------------------------------------------------------------- reports
 
 
 def _write_text(path: str | os.PathLike, text: str) -> Path:
-    from .images import _atomic_write
-
     path = Path(path).expanduser()
     if path.is_dir():
         raise InputError(f"cannot write '{path}': it is a directory")
     if not path.parent.is_dir():
         raise InputError(f"cannot write '{path}': folder '{path.parent}' does not exist")
     data = text.encode("utf-8")
-    _atomic_write(path, lambda handle: handle.write(data))
+    atomic_write(path, lambda handle: handle.write(data))
     return path
 
 

@@ -13,10 +13,20 @@ from typing import Any
 from .errors import InputError
 
 
-def option(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-           max: float | None = None, cli: bool = True) -> Any:  # fmt: skip
-    """A dataclass field with the metadata the CLI and validation read."""
-    metadata = {"help": help, "choices": choices, "min": min, "max": max, "cli": cli}
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    cli: bool = True,
+    metavar: str | None = None,
+) -> Any:
+    """A dataclass field with the metadata the CLI and validation read (``metavar``: the
+    value's name in the CLI help; ``cli=False``: an API-only option)."""
+    metadata = {"help": help, "choices": choices, "min": min, "max": max, "cli": cli,
+                "metavar": metavar}  # fmt: skip
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -35,3 +36,22 @@ def configure_for_speed(device: torch.device) -> None:
     elif device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         torch.set_num_threads(max(1, cores or 1))
+
+
+PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+"""Every precision a method may offer; ``auto`` is the method's best choice for the device."""
+
+AUTOCAST_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+"""The precisions of methods that optimise (Gatys, training): fp32, or bf16 autocast."""
+
+
+def uses_bf16(device: torch.device, precision: str) -> bool:
+    """bf16 autocast for ``precision`` on ``device``: asked for, or ``auto`` on CUDA."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def autocast(device: torch.device, precision: str):
+    """A context manager: bf16 autocast when ``uses_bf16``, else nothing (float32)."""
+    if uses_bf16(device, precision):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

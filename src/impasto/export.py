@@ -1,4 +1,5 @@
-"""Export a trained fast-style model to ONNX, for onnxruntime, browsers and mobile runtimes.
+"""Export a trained image-to-image network to ONNX, for onnxruntime, browsers and mobile runtimes
+(used by the methods whose models export: ``impasto export`` reads the method table).
 
 The graph takes ``image``: float32 (N, 3, H, W) in [0, 1] and returns ``stylized`` of the same
 shape; N, H and W are dynamic. It is produced by ``torch.onnx.export`` (the torch.export-based
@@ -17,6 +18,7 @@ import warnings
 from pathlib import Path
 
 from .errors import InputError
+from .files import atomic_path
 
 EXPORT_FORMATS: tuple[str, ...] = ("onnx",)
 DEFAULT_OPSET = 18
@@ -40,7 +42,7 @@ def export_onnx(network, path: str | os.PathLike, opset: int = DEFAULT_OPSET) ->
         raise InputError(f"ONNX output must end in .onnx, got '{target.name}'")
     if not target.parent.is_dir():
         raise InputError(f"output folder {target.parent} does not exist")
-    from .methods.fast import set_kernels
+    from .nn.layers import set_kernels
 
     # A copy (a live Stylizer may hold this network in fp16 channels_last on a GPU), in float32
     # NCHW with the standard operators (InstanceNormalization-like ops, Pad reflect).
@@ -50,7 +52,6 @@ def export_onnx(network, path: str | os.PathLike, opset: int = DEFAULT_OPSET) ->
     batch = torch.export.Dim("batch", min=1, max=1024)
     height = torch.export.Dim("height", min=16, max=16384)
     width = torch.export.Dim("width", min=16, max=16384)
-    partial = target.with_name(f".{target.name}.part")
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)  # e.g. "torchvision is not installed": noise, not news
@@ -64,11 +65,8 @@ def export_onnx(network, path: str | os.PathLike, opset: int = DEFAULT_OPSET) ->
                 dynamic_shapes={"images": {0: batch, 2: height, 3: width}},
                 external_data=False,
             )  # fmt: skip
-            program.save(str(partial))
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+            with atomic_path(target) as partial:
+                program.save(str(partial))
     finally:
         onnx_log.setLevel(level)
     return target

@@ -11,6 +11,9 @@ Normalisation (so weights keep their meaning across image sizes, layers and back
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
 import torch
 
 EPS = 1e-8
@@ -39,3 +42,68 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def blended_grams(
+    features: Sequence[dict[str, torch.Tensor]], blend: Sequence[float], layers: Iterable[str]
+) -> dict[str, torch.Tensor]:
+    """Style targets: per layer, the ``blend``-weighted sum of the Gram matrices of each style
+    image's ``features`` (one dict of layer -> (1, C, H, W) per image) -> (1, C, C) in float32."""
+    targets: dict[str, torch.Tensor] = {}
+    for name in layers:
+        target = 0.0
+        for image_features, weight in zip(features, blend, strict=True):
+            target = target + weight * gram_matrix(image_features[name].float())
+        targets[name] = target
+    return targets
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The weights of the three terms of the perceptual loss."""
+
+    content: float
+    style: float
+    tv: float
+
+
+def perceptual_loss(
+    image: torch.Tensor,
+    features: dict[str, torch.Tensor],
+    content_targets: dict[str, torch.Tensor],
+    style_targets: dict[str, torch.Tensor],
+    style_layers: dict[str, float],
+    weights: LossWeights,
+    extra: dict[str, tuple[float, torch.Tensor]] | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The one assembly of the style-transfer objective, used by every optimising method
+    (Gatys's image optimisation, fast-network training):
+
+        total = w_content * mean_l L_content(F_l, P_l)
+              + w_style * sum_l a_l L_style(G(F_l), A_l) / sum_l a_l  + w_tv * TV(image)
+              (+ sum of ``extra`` weight * term, e.g. a temporal loss)
+
+    ``features``: the backbone's features of ``image`` (B, 3, H, W) at every content layer (the
+    keys of ``content_targets``) and style layer (the keys of ``style_layers``, weights a_l);
+    ``style_targets``: Gram matrices (1 or B, C, C). Losses are computed in float32. Returns
+    (total, terms) with terms "total", "content", "style", "tv" and each extra name.
+    """
+    content = sum(
+        content_loss(features[name].float(), target.float())
+        for name, target in content_targets.items()
+    ) / max(1, len(content_targets))
+    weight_sum = sum(style_layers.values()) or 1.0
+    style = (
+        sum(
+            weight * style_loss(gram_matrix(features[name].float()), style_targets[name])
+            for name, weight in style_layers.items()
+        )
+        / weight_sum
+    )
+    tv = tv_loss(image.float())
+    total = weights.content * content + weights.style * style + weights.tv * tv
+    terms = {"content": content, "style": style, "tv": tv}
+    for name, (weight, term) in (extra or {}).items():
+        total = total + weight * term
+        terms[name] = term
+    return total, {"total": total, **terms}

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .errors import InputError
+from .files import atomic_path, atomic_write
 
 FORMAT = "impasto-model"
 FORMAT_VERSION = 1
@@ -29,6 +30,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
 PICKLE_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+"""Models shipped inside the package: ``--model NAME`` finds ``MODELS_DIR / NAME``."""
 
 
 @dataclass
@@ -40,6 +43,38 @@ class ModelFolder:
     network: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     metadata: dict[str, Any]
+
+
+def shipped_models(method: str | None = None) -> list[str]:
+    """Names of the models shipped inside the package (of ``method``, when given)."""
+    if not MODELS_DIR.is_dir():
+        return []
+    names = []
+    for folder in sorted(MODELS_DIR.iterdir()):
+        config = folder / CONFIG_FILE
+        if not config.is_file():
+            continue
+        if method is not None:
+            try:
+                if json.loads(config.read_text(encoding="utf-8")).get("method") != method:
+                    continue
+            except (OSError, ValueError):
+                continue
+        names.append(folder.name)
+    return names
+
+
+def find_model(model: str | os.PathLike) -> Path:
+    """The folder of ``model``: a path, or the name of a shipped model; InputError if neither."""
+    path = Path(model).expanduser()
+    if not path.exists() and str(model) in shipped_models():
+        path = MODELS_DIR / str(model)
+    if not path.exists():
+        shipped = ", ".join(shipped_models()) or "none in this installation"
+        raise InputError(
+            f"model not found: {model} (a model folder, or a shipped model: {shipped})"
+        )
+    return path
 
 
 def check_destination(folder: str | os.PathLike) -> Path:
@@ -57,17 +92,6 @@ def check_destination(folder: str | os.PathLike) -> Path:
         if not ours and any(target.iterdir()):
             raise InputError(f"{target} exists and is not an impasto model folder; choose another")
     return target
-
-
-def _atomic_write(path: Path, write) -> None:
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        write(partial)
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def save_model_folder(
@@ -94,11 +118,11 @@ def save_model_folder(
     }
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method,
               "network": network}  # fmt: skip
-    _atomic_write(target / WEIGHTS_FILE, lambda path: save_file(tensors, str(path)))
-    _atomic_write(target / METADATA_FILE,
-                  lambda path: path.write_text(json.dumps(metadata, indent=2) + "\n"))  # fmt: skip
-    _atomic_write(target / CONFIG_FILE,
-                  lambda path: path.write_text(json.dumps(config, indent=2) + "\n"))  # fmt: skip
+    with atomic_path(target / WEIGHTS_FILE) as partial:
+        save_file(tensors, str(partial))
+    for name, value in ((METADATA_FILE, metadata), (CONFIG_FILE, config)):  # config last
+        text = (json.dumps(value, indent=2) + "\n").encode("utf-8")
+        atomic_write(target / name, lambda handle, text=text: handle.write(text))
     return target
 
 
@@ -110,6 +134,19 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError(f"{path} must hold a JSON object")
     return value
+
+
+def read_method(folder: str | os.PathLike) -> str:
+    """The method a model folder belongs to (its config.json's ``method``), without loading
+    the weights; InputError when it is not a model folder."""
+    path = Path(folder)
+    if not (path / CONFIG_FILE).is_file():
+        load_model_folder(path)  # says what is wrong (no folder, a pickle, ...)
+        raise InputError(f"{path} is not a model folder: {CONFIG_FILE} is missing")
+    config = _read_json(path / CONFIG_FILE)
+    if config.get("format") != FORMAT:
+        raise InputError(f"{path / CONFIG_FILE} is not an impasto model config")
+    return str(config.get("method"))
 
 
 def load_model_folder(folder: str | os.PathLike, method: str | None = None) -> ModelFolder:

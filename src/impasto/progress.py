@@ -1,8 +1,19 @@
-"""Progress events sent by long-running methods, and cancellation.
+"""Progress events sent by long-running work, and cancellation.
 
-A method calls ``progress(event)`` after each step; returning ``False`` from the callback asks the
-method to stop, which then raises ``impasto.errors.Cancelled``. The library never prints: the CLI
-turns events into a progress bar, the web app into messages.
+Everything long (a download, a method's optimisation steps, a folder of images, a training run)
+calls ``progress(event)``; returning ``False`` from the callback asks the work to stop, which
+then raises ``impasto.errors.Cancelled``. The library never prints: the CLI turns events into
+progress bars, the web app into messages.
+
+Kinds of event (``event.kind``):
+
+- ``download``: weights are being fetched; ``step``/``total`` are bytes, ``stage`` names them.
+- ``stage``: a phase begins (``stage`` names it: "loading model", "scale 2/3 (512 px)", ...).
+- ``step``: one step of a method or of training; ``step`` counts from 1 to ``total`` over the
+  whole job, ``losses`` holds the latest loss terms, ``image`` a preview when one was asked for.
+- ``item``: one input of a batch is finished (written or skipped); ``step``/``total`` count
+  items, ``item`` names it, ``skipped`` holds the reason when it was skipped.
+- ``done``: the job is finished.
 """
 
 from __future__ import annotations
@@ -14,14 +25,15 @@ import torch
 
 from .errors import Cancelled
 
+EVENT_KINDS: tuple[str, ...] = ("download", "stage", "step", "item", "done")
+
 
 @dataclass
 class ProgressEvent:
-    """One step of a long job.
+    """One event of a long job (see the module docstring for what each field means per kind).
 
-    ``step`` counts from 1 to ``total`` over the whole job (all scales); ``stage`` names the
-    current phase (e.g. "scale 2/3 (512 px)"); ``losses`` holds the latest loss terms;
-    ``image`` is set (a (1, 3, H, W) tensor in [0, 1] on the CPU) only when a preview was asked for.
+    ``image`` is set (a (1, 3, H, W) tensor in [0, 1] on the CPU) only when a preview was asked
+    for.
     """
 
     stage: str
@@ -29,6 +41,13 @@ class ProgressEvent:
     total: int
     losses: dict[str, float] = field(default_factory=dict)
     image: torch.Tensor | None = None
+    kind: str = "step"
+    item: str = ""
+    skipped: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {self.kind!r}; one of {EVENT_KINDS}")
 
 
 ProgressCallback = Callable[[ProgressEvent], "bool | None"]
@@ -37,4 +56,5 @@ ProgressCallback = Callable[[ProgressEvent], "bool | None"]
 def report(callback: ProgressCallback | None, event: ProgressEvent) -> None:
     """Send ``event``; raise Cancelled when the callback returns False."""
     if callback is not None and callback(event) is False:
-        raise Cancelled(f"cancelled at step {event.step} of {event.total}")
+        what = f"{event.kind} {event.step} of {event.total}" if event.total else event.kind
+        raise Cancelled(f"cancelled at {what}")

@@ -4,9 +4,9 @@
 >>> print(format_recommendations(recommend(["video", "photorealistic"])))
 
 ``RULES`` maps the user's situations to method ids, most relevant row first; ``METHODS`` says
-what each method is, what it trades off, where to start and how to get it. Only the methods
-in ``IMPLEMENTED_METHODS`` (kept equal to ``impasto.api.METHOD_CHOICES`` by a test, because
-importing ``impasto.api`` imports torch) are marked available.
+what each method is, what it trades off, where to start and how to get it. A method is marked
+available when the method table (impasto.methods.registry) has it and its extra is installed;
+reading the table imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import InputError
+from .methods.registry import METHODS as IMPLEMENTED
+from .methods.registry import missing_requirement
 
 SITUATIONS: tuple[str, ...] = (
     "quality",
@@ -28,7 +30,6 @@ SITUATIONS: tuple[str, ...] = (
     "brand_consistency",
     "no_content_leak",
 )
-IMPLEMENTED_METHODS: tuple[str, ...] = ("gatys", "fast")  # == impasto.api.METHOD_CHOICES (tested)
 
 
 @dataclass(frozen=True)
@@ -191,11 +192,20 @@ def _recommendation(method: Method, because: tuple[str, ...]) -> Recommendation:
         reason=method.reason,
         trade_offs=method.trade_offs,
         defaults=dict(method.defaults),
-        available=method.id in IMPLEMENTED_METHODS,
-        how_to_get=method.how_to_get,
+        available=method.id in IMPLEMENTED and missing_requirement(method.id) is None,
+        how_to_get=_how_to_get(method),
         because=because,
         note=_gatys_backbone_note() if method.id == "gatys" else "",
     )
+
+
+def _how_to_get(method: Method) -> str:
+    """The row's text; for a method of the table whose extra is missing, the install command."""
+    if method.id in IMPLEMENTED:
+        missing = missing_requirement(method.id)
+        if missing is not None:
+            return f"{missing}; {method.how_to_get}"
+    return method.how_to_get
 
 
 def _gatys_backbone_note() -> str:

@@ -28,6 +28,8 @@ import platformdirs
 from impasto import __version__
 from impasto.errors import WeightsError
 
+from .files import sha256_of
+
 if TYPE_CHECKING:
     import torch
 
@@ -123,15 +125,6 @@ def cached_path(spec: WeightSpec) -> Path | None:
     except OSError:
         pass
     return None
-
-
-def sha256_of(path: str | os.PathLike[str], chunk: int = _CHUNK) -> str:
-    """Hex sha256 digest of a file, read in ``chunk``-byte pieces."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(path: str | os.PathLike[str], spec: WeightSpec) -> None:
@@ -375,3 +368,8 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             f"got {type(state).__name__}"
         )
     return dict(state)
+
+
+def downloadable() -> dict[str, WeightSpec]:
+    """Name -> spec of every file ``impasto download NAME`` fetches."""
+    return {spec.name: spec for spec in (VGG19, CLIP_VIT_B32)}

@@ -15,7 +15,7 @@ from ..errors import InputError, WeightsError
 from .base import Backbone, LayerDefaults
 
 __all__ = ["Backbone", "LayerDefaults", "BACKBONES", "BACKBONE_CHOICES", "load_backbone",
-           "resolve_backbone_name", "weights_available"]  # fmt: skip
+           "resolve_backbone_name", "weights_available", "download_spec"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class BackboneEntry:
     license: str
     weights: str  # human-readable source of the weights
     description: str
+    random_weights: bool = False  # nothing to download or check (tests only)
 
 
 BACKBONES: dict[str, BackboneEntry] = {
@@ -59,6 +60,7 @@ BACKBONES: dict[str, BackboneEntry] = {
             "Apache-2.0 (random weights)",
             "none (random, seeded)",
             "a few random channels, for tests only",
+            random_weights=True,
         ),
     )
 }
@@ -77,6 +79,13 @@ def weights_available(name: str) -> bool:
     module, function = _module(_entry(name))
     suffix = function.removeprefix("build")  # build_lite2 -> weights_available_lite2
     return getattr(module, f"weights_available{suffix}")()
+
+
+def download_spec(name: str):
+    """The ``weights.WeightSpec`` that ``name``'s weights are downloaded from, or None for a
+    backbone whose weights need no download (shipped by a package, or random)."""
+    module, _ = _module(_entry(name))
+    return getattr(module, "WEIGHTS", None)
 
 
 def _entry(name: str) -> BackboneEntry:

@@ -3,7 +3,7 @@
 
 Training (``train``), at every step:
   1. x: a batch of random crops, randomly flipped, from a folder of photos (impasto.photos).
-  2. y = T(x): the transformation network below.
+  2. y = T(x): the transformation network (impasto.nn.transform_net, below).
   3. loss = content_weight * L_content(phi(y), phi(x)) + style_weight * L_style(G(phi(y)), G_style)
             + tv_weight * TV(y), with phi a registered backbone (the loss network) and the
      relative losses of impasto.losses; G_style: Gram matrices of the style image.
@@ -22,270 +22,67 @@ Departures from the paper, and why:
 - Output through a sigmoid into [0, 1] instead of a scaled tanh; inputs are padded to a multiple
   of 4 (replicate) and the output is cropped back, so every size works.
 - Instance norm and reflection padding have kernels that keep channels_last tensors in that
-  layout (``set_kernels``): CUDA's own instance-norm, group-norm and reflection-pad kernels
-  convert channels_last to NCHW and the next convolution converts back, which made fp16
-  channels_last slower than fp32 in pytorch/examples' network (benchmarks/bench_fast.py).
+  layout (impasto.nn.layers.set_kernels): CUDA's own instance-norm, group-norm and
+  reflection-pad kernels convert channels_last to NCHW and the next convolution converts back,
+  which made fp16 channels_last slower than fp32 in pytorch/examples' network
+  (benchmarks/bench_fast.py).
 - Relative losses and a pluggable loss network (the offline default is EfficientNet-Lite0; the
   paper used VGG-16). Width ``channels`` (paper: 32), ``residual_blocks`` (paper: 5) and the
   first/last kernel ``edge_kernel`` (paper: 9) are options: a narrower, smaller network is what
   makes real time reachable on a CPU.
 - Mixed precision (bfloat16 autocast) on CUDA.
 
-Resuming: batches are a pure function of (seed, step) (impasto.photos), the network starts
-from ``seed`` and each checkpoint holds the weights, the Adam state and the step, so a resumed
-run repeats an uninterrupted one bit for bit (on the same device and software).
+Resuming: the training core (impasto.training) makes a resumed run repeat an uninterrupted one
+bit for bit (on the same device and software).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
+import functools
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from .. import __version__, color, losses
+from .. import __version__, color, losses, training
 from ..backbones import BACKBONE_CHOICES, Backbone, load_backbone
 from ..config import option, validate_config
-from ..devices import DEVICE_CHOICES, configure_for_speed, resolve_device
-from ..errors import Cancelled, InputError
-from ..images import resize_long_side
-from ..model_folder import ModelFolder, check_destination, load_model_folder, save_model_folder
-from ..progress import ProgressCallback, ProgressEvent, report
+from ..devices import (
+    AUTOCAST_PRECISIONS,
+    DEVICE_CHOICES,
+    PRECISION_CHOICES,
+    autocast,
+    configure_for_speed,
+    resolve_device,
+)
+from ..errors import InputError
+from ..images import resize_long_side, save_image
+from ..model_folder import (
+    check_destination,
+    find_model,
+    load_model_folder,
+    save_model_folder,
+    shipped_models,
+)
+from ..nn.layers import PADDING_CHOICES, inference_kernels, set_kernels
+from ..nn.transform_net import EDGE_KERNEL_CHOICES, NetworkConfig, TransformNet
+from ..progress import ProgressCallback
+from .base import Method, Prepared, StyleResult
 
-METHOD = "fast"
-PADDING_CHOICES = ("reflect", "zeros")
-EDGE_KERNEL_CHOICES = (3, 5, 7, 9)
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
-PRESERVE_COLOR_CHOICES = ("none", "luminance", "histogram")
 MIN_SIDE = 16  # reflection padding of the 9x9 convolutions needs a few pixels
-CHECKPOINT = Path("training") / "checkpoint.pt"
-PREVIEWS = Path("training") / "previews"
+CHECKPOINT = training.CHECKPOINT
+PREVIEWS = training.PREVIEWS
 LICENSE_NOTE = (
     "model weights: same licence as the style image and the training photos; impasto code: "
     "Apache-2.0"
 )
 
-# --------------------------------------------------------------------------- the network
-
-
-NORM_KERNELS = ("group_norm", "var_mean", "batch_norm")
-PAD_KERNELS = ("torch", "layout")
-
-
-class InstanceNorm(nn.Module):
-    """Per-image, per-channel normalisation over H and W with a learned scale and shift.
-
-    ``kernel`` picks how it is computed (the same function each time):
-    - ``group_norm`` (default): a group norm with one channel per group, one fused kernel. On the
-      CPU it keeps channels_last tensors in that layout and was 5x faster than explicit ops
-      (benchmarks/README.md). On CUDA it copies channels_last input to NCHW first.
-    - ``var_mean``: per-channel statistics, then one multiply-add; elementwise ops keep any
-      layout, so channels_last stays channels_last (the CUDA inference path). In half
-      precision the statistics are summed in float32 but come back rounded, and the
-      multiply-add runs in the input's precision: for activations whose mean is many times
-      their spread that is less exact than the group norm (not the case in trained networks:
-      within 0.0021 of the fp32 reference's pixels on an H200).
-    - ``batch_norm``: for a batch of one image, instance norm is batch norm in training mode
-      without running statistics, whose CUDA kernels read channels_last natively; larger
-      batches use ``var_mean``.
-    """
-
-    def __init__(self, channels: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.kernel = "group_norm"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel == "var_mean" or (self.kernel == "batch_norm" and x.shape[0] > 1):
-            return self._from_statistics(x)
-        weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
-        if self.kernel == "batch_norm":
-            return F.batch_norm(x, None, None, weight, bias, training=True, eps=self.eps)
-        return F.group_norm(x, x.shape[1], weight, bias, self.eps)
-
-    def _from_statistics(self, x: torch.Tensor) -> torch.Tensor:
-        # std, not var: a half-precision variance overflows from a spread of 256 up
-        std, mean = torch.std_mean(x, dim=(2, 3), keepdim=True, correction=0)
-        scale = self.weight.float().view(1, -1, 1, 1) * torch.rsqrt(std.float().square() + self.eps)
-        shift = self.bias.float().view(1, -1, 1, 1) - mean.float() * scale
-        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
-
-
-def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """``F.pad(x, (pad,) * 4, mode="reflect")`` that keeps x's memory layout.
-
-    CUDA's reflection-pad kernel returns NCHW whatever it is given, so a channels_last network
-    pays a layout conversion there and another one in the next convolution. Here: one copy of
-    x into the middle of a tensor of x's layout, then the thin borders mirrored in place.
-    """
-    if pad == 0:
-        return x
-    batch, channels, height, width = x.shape
-    if pad >= height or pad >= width:
-        raise ValueError(f"reflection padding {pad} needs more than {pad} pixels per side")
-    out = torch.empty((batch, channels, height + 2 * pad, width + 2 * pad), dtype=x.dtype,
-                      device=x.device, memory_format=_layout_of(x))  # fmt: skip
-    inner = slice(pad, pad + width)
-    out[:, :, pad : pad + height, inner] = x
-    # rows above and below mirror the rows next to the edge (the edge row is not repeated)
-    out[:, :, :pad, inner] = _mirrored(x[:, :, 1 : pad + 1], 2)
-    out[:, :, pad + height :, inner] = _mirrored(x[:, :, height - pad - 1 : height - 1], 2)
-    # then whole columns, corners included, from the padded rows
-    out[:, :, :, :pad] = _mirrored(out[:, :, :, pad + 1 : 2 * pad + 1], 3)
-    out[:, :, :, pad + width :] = _mirrored(out[:, :, :, width - 1 : width + pad - 1], 3)
-    return out
-
-
-def _mirrored(x: torch.Tensor, dim: int) -> torch.Tensor:
-    return x if x.shape[dim] == 1 else x.flip(dim)
-
-
-class PaddedConv2d(nn.Conv2d):
-    """A convolution with ``kernel // 2`` padding (reflect or zeros) on every side.
-
-    The same weights and result as ``nn.Conv2d(padding_mode=...)``; padding here lets the
-    channels_last inference path choose a padding kernel that keeps that layout (``pad_kernel``
-    ``layout``: ``reflect_pad``; ``torch``: ``F.pad``, the default and what ONNX export sees).
-    """
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1,
-                 padding: str = "reflect") -> None:  # fmt: skip
-        if padding not in PADDING_CHOICES:
-            raise ValueError(f"unknown padding {padding!r}; choose from {PADDING_CHOICES}")
-        super().__init__(cin, cout, kernel, stride, padding=0)
-        self.pad = kernel // 2
-        self.padding_kind = padding
-        self.pad_kernel = "torch"
-        self.align_channels = 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight, bias = self.weight, self.bias
-        extra_in = (-self.in_channels) % self.align_channels
-        extra_out = (-self.out_channels) % self.align_channels
-        if extra_in or extra_out:
-            # Zero channels in and out (the RGB ends): the same sums, a tensor-core friendly shape.
-            x = F.pad(x, (0, 0, 0, 0, 0, extra_in))
-            weight = F.pad(weight, (0, 0, 0, 0, 0, extra_in, 0, extra_out))
-            weight = weight.contiguous(memory_format=_layout_of(x))
-            bias = F.pad(bias, (0, extra_out)) if bias is not None else None
-        if self.padding_kind == "zeros":
-            y = F.conv2d(x, weight, bias, self.stride, self.pad)
-        else:
-            if self.pad_kernel == "layout":
-                x = reflect_pad(x, self.pad)
-            else:
-                x = F.pad(x, (self.pad,) * 4, mode="reflect")
-            y = F.conv2d(x, weight, bias, self.stride)
-        return y[:, : self.out_channels] if extra_out else y
-
-
-def _layout_of(x: torch.Tensor) -> torch.memory_format:
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format
-
-
-def set_kernels(network: nn.Module, norm: str = "group_norm", pad: str = "torch",
-                align: int = 1) -> nn.Module:  # fmt: skip
-    """Choose how ``network``'s instance norms, paddings and convolutions are computed (the
-    results are the same). ``align``: convolutions with a channel count that is not a multiple
-    of it (the 3-channel RGB ends) run with zero channels added up to one."""
-    if norm not in NORM_KERNELS or pad not in PAD_KERNELS or align < 1:
-        raise ValueError(f"unknown kernels norm={norm!r} pad={pad!r} align={align!r}")
-    for module in network.modules():
-        if isinstance(module, InstanceNorm):
-            module.kernel = norm
-        elif isinstance(module, PaddedConv2d):
-            module.pad_kernel = pad
-            module.align_channels = align
-    return network
-
-
-class ConvNormReLU(nn.Sequential):
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: str) -> None:
-        super().__init__(
-            PaddedConv2d(cin, cout, kernel, stride, padding),
-            InstanceNorm(cout),
-            nn.ReLU(inplace=True),
-        )
-
-
-class ResidualBlock(nn.Module):
-    def __init__(self, channels: int, padding: str) -> None:
-        super().__init__()
-        self.conv1 = PaddedConv2d(channels, channels, 3, 1, padding)
-        self.norm1 = InstanceNorm(channels)
-        self.conv2 = PaddedConv2d(channels, channels, 3, 1, padding)
-        self.norm2 = InstanceNorm(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(self.norm1(self.conv1(x)))
-        return x + self.norm2(self.conv2(y))
-
-
-class UpsampleConv(nn.Module):
-    """x2 nearest-neighbour upsampling, then a 3x3 conv, instance norm and ReLU."""
-
-    def __init__(self, cin: int, cout: int, padding: str) -> None:
-        super().__init__()
-        self.block = ConvNormReLU(cin, cout, 3, 1, padding)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """The architecture, stored in a model's config.json."""
-
-    channels: int = 32
-    residual_blocks: int = 5
-    padding: str = "reflect"
-    edge_kernel: int = 9  # the first and last convolutions' kernel (the paper's 9)
-
-
-class TransformNet(nn.Module):
-    """Images (B, 3, H, W) in [0, 1], any H and W -> stylised images of the same shape."""
-
-    def __init__(self, config: NetworkConfig = NetworkConfig()) -> None:
-        super().__init__()
-        c, pad, edge = config.channels, config.padding, config.edge_kernel
-        self.config = config
-        self.encoder = nn.Sequential(
-            ConvNormReLU(3, c, edge, 1, pad),
-            ConvNormReLU(c, 2 * c, 3, 2, pad),
-            ConvNormReLU(2 * c, 4 * c, 3, 2, pad),
-        )
-        self.residuals = nn.Sequential(
-            *(ResidualBlock(4 * c, pad) for _ in range(config.residual_blocks))
-        )
-        self.decoder = nn.Sequential(
-            UpsampleConv(4 * c, 2 * c, pad),
-            UpsampleConv(2 * c, c, pad),
-            PaddedConv2d(c, 3, edge, 1, pad),
-        )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        height, width = images.shape[-2:]
-        pad_h, pad_w = (-height) % 4, (-width) % 4
-        # Unconditional (often a zero pad): an exported graph must not bake in one size's branch.
-        x = F.pad(images * 2.0 - 1.0, (0, pad_w, 0, pad_h), mode="replicate")
-        y = torch.sigmoid(self.decoder(self.residuals(self.encoder(x))))
-        return y[..., :height, :width]
-
-
-# --------------------------------------------------------------------------- training options
+# --------------------------------------------------------------------------- training
 
 
 @dataclass
@@ -313,7 +110,7 @@ class FastTrainConfig:
     preview_every: int = option(200, "write a preview image every N steps (0: never)", min=0)
     device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
     precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere",
-                            choices=("auto", "fp32", "bf16"))  # fmt: skip
+                            choices=AUTOCAST_PRECISIONS)  # fmt: skip
 
     def network(self) -> NetworkConfig:
         return NetworkConfig(self.channels, self.residual_blocks, self.padding, self.edge_kernel)
@@ -335,45 +132,11 @@ class TrainResult:
     device: str = ""
 
 
-# --------------------------------------------------------------------------- training
-
-
-def _fingerprint(config: FastTrainConfig, style_sha256: str, data: dict) -> dict[str, Any]:
-    kept = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
-    return {"config": kept, "style_sha256": style_sha256, "data": data}
-
-
-def _atomic_torch_save(value: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        torch.save(value, partial)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
-def read_checkpoint(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """The training checkpoint in a model folder (loaded with weights_only=True), or None."""
-    path = Path(folder) / CHECKPOINT
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise InputError(f"training checkpoint {path} is unreadable ({error})") from error
-
-
 def style_tensor_sha256(style: torch.Tensor) -> str:
     """sha256 of the style image's pixels as float32 (used when no file is given)."""
+    import hashlib
+
     return hashlib.sha256(style.float().contiguous().cpu().numpy().tobytes()).hexdigest()
-
-
-def _style_grams(backbone, style: torch.Tensor, layers: dict[str, float], autocast) -> dict:
-    with torch.no_grad(), autocast():
-        features = backbone(style, list(layers))
-    return {name: losses.gram_matrix(features[name].float()) for name in layers}
 
 
 def train(
@@ -408,35 +171,13 @@ def train(
     folder = check_destination(folder)
     style_info = dict(style_info or {})
     style_sha = style_info.setdefault("sha256", style_tensor_sha256(style))
-    fingerprint = _fingerprint(config, style_sha, photos.description())
-
-    checkpoint = read_checkpoint(folder)
-    if checkpoint is not None and not resume:
-        raise InputError(
-            f"{folder} already holds a training checkpoint (step {int(checkpoint['step'])}); "
-            "pass --resume to continue it, or choose another folder"
-        )
-    if resume and checkpoint is None:
-        raise InputError(f"nothing to resume: {folder / CHECKPOINT} does not exist")
-    if checkpoint is not None:
-        saved = json.loads(checkpoint["fingerprint"])
-        if saved != json.loads(json.dumps(fingerprint)):
-            changed = sorted(
-                key for key in set(saved["config"]) | set(fingerprint["config"])
-                if saved["config"].get(key) != fingerprint["config"].get(key)
-            )  # fmt: skip
-            what = ", ".join(changed) or "the style image or the training photos"
-            raise InputError(f"cannot resume {folder}: different {what} than the interrupted run")
+    run = training.fingerprint(config, RESUMABLE_CHANGES, style_sha256=style_sha,
+                               data=photos.description())  # fmt: skip
+    checkpoint = training.checkpoint_to_resume(folder, run, resume)
 
     device = resolve_device(config.device)
     configure_for_speed(device)
-    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
-
-    def autocast():
-        if use_bf16:
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
+    mixed = functools.partial(autocast, device, config.precision)
     if backbone is None:
         backbone = load_backbone(config.backbone, notify=notify)
     backbone = backbone.to(device).eval()
@@ -459,72 +200,62 @@ def train(
     if start > config.steps:
         raise InputError(f"the checkpoint is at step {start}, past --steps {config.steps}")
 
-    style_size = config.style_size or config.size
-    style_image = resize_long_side(style, style_size).to(device)
-    targets = _style_grams(backbone, style_image, style_layers, autocast)
-    weight_sum = sum(style_layers.values()) or 1.0
+    style_image = resize_long_side(style, config.style_size or config.size).to(device)
+    with torch.no_grad(), mixed():
+        style_features = backbone(style_image, list(style_layers))
+    targets = losses.blended_grams([style_features], [1.0], style_layers)
+    weights = losses.LossWeights(config.content_weight, config.style_weight, config.tv_weight)
     preview_input = _preview_crop(photos, config.size).to(device)
-
     last_losses = checkpoint.get("losses") if checkpoint is not None else None
 
-    def save_checkpoint(step: int) -> None:
-        state = {
-            "model": {k: v.detach().cpu() for k, v in network.state_dict().items()},
-            "optimizer": _to_cpu(optimizer.state_dict()),
+    def train_step(step: int) -> dict[str, float]:
+        x = photos.batch(step, config.batch, config.size, config.seed).to(device)
+        with mixed():
+            y = network(x)
+            features_y = backbone(y, layers)
+            with torch.no_grad():
+                features_x = backbone(x, content_layers)
+        total, terms = losses.perceptual_loss(y, features_y, features_x, targets, style_layers,
+                                              weights)  # fmt: skip
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        # one device-to-host copy per step (each float() would wait for the GPU separately)
+        names = ("total", "content", "style", "tv")
+        numbers = torch.stack([terms[name] for name in names]).detach().float().tolist()
+        return dict(zip(names, numbers, strict=True))
+
+    def save(step: int, losses_now: dict[str, float] | None) -> None:
+        nonlocal last_losses
+        last_losses = losses_now or last_losses  # kept for a resume that trains no step
+        training.save_checkpoint(folder, {
+            "model": training.to_cpu(network.state_dict()),
+            "optimizer": training.to_cpu(optimizer.state_dict()),
             "step": step,
-            "fingerprint": json.dumps(fingerprint),
-            "losses": history[-1] if history else last_losses,  # for a resume with no steps
-        }
-        _atomic_torch_save(state, folder / CHECKPOINT)
+            "fingerprint": json.dumps(run),
+            "losses": last_losses,
+        })  # fmt: skip
+
+    def preview(step: int) -> torch.Tensor:
+        network.eval()
+        with torch.no_grad(), mixed():
+            image = network(preview_input).float().cpu()
+        network.train()
+        path = folder / PREVIEWS / f"step-{step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(image, path)
+        return image
 
     folder.mkdir(parents=True, exist_ok=True)
-    history: list[dict[str, float]] = []
     started = time.perf_counter()
-    step = start
     network.train()
-    try:
-        while step < config.steps:
-            x = photos.batch(step, config.batch, config.size, config.seed).to(device)
-            with autocast():
-                y = network(x)
-                features_y = backbone(y, layers)
-                with torch.no_grad():
-                    features_x = backbone(x, content_layers)
-            content = sum(
-                losses.content_loss(features_y[k].float(), features_x[k].float())
-                for k in content_layers
-            ) / max(1, len(content_layers))
-            style_term = (
-                sum(
-                    w * losses.style_loss(losses.gram_matrix(features_y[k].float()), targets[k])
-                    for k, w in style_layers.items()
-                )
-                / weight_sum
-            )
-            tv = losses.tv_loss(y.float())
-            total = (config.content_weight * content + config.style_weight * style_term
-                     + config.tv_weight * tv)  # fmt: skip
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            step += 1
-            # one device-to-host copy per step (each float() would wait for the GPU separately)
-            numbers = torch.stack([total, content, style_term, tv]).detach().float().tolist()
-            values = dict(zip(("total", "content", "style", "tv"), numbers, strict=True))
-            history.append(values)
-            preview = None
-            if config.preview_every and (step % config.preview_every == 0 or step == config.steps):
-                preview = _preview(network, preview_input, autocast)
-                _save_preview(preview, folder / PREVIEWS / f"step-{step:07d}.png")
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                save_checkpoint(step)
-            report(progress, ProgressEvent("training", step, config.steps, values, preview))
-    except Cancelled:
-        save_checkpoint(step)  # the step boundary: the state is exactly that of step ``step``
-        raise
-
+    history = training.run_steps(start, config.steps, train_step, save,
+                                 checkpoint_every=config.checkpoint_every,
+                                 preview_every=config.preview_every, preview=preview,
+                                 progress=progress)  # fmt: skip
+    step = max(start, config.steps)
     metadata = {
-        "method": METHOD,
+        "method": "fast",
         "impasto_version": __version__,
         "style": style_info,
         "backbone": backbone.name,
@@ -534,21 +265,10 @@ def train(
         "final_losses": history[-1] if history else last_losses,
         "license": LICENSE_NOTE,
     }
-    network_config = asdict(config.network())
     state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
-    save_model_folder(folder, METHOD, network_config, state, metadata)
+    save_model_folder(folder, "fast", asdict(config.network()), state, metadata)
     return TrainResult(folder, step, start, time.perf_counter() - started, history,
                        backbone.name, str(device))  # fmt: skip
-
-
-def _to_cpu(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
 
 
 def _preview_crop(photos, size: int) -> torch.Tensor:
@@ -559,31 +279,7 @@ def _preview_crop(photos, size: int) -> torch.Tensor:
     return photo[None, :, top : top + size, left : left + size].float() / 255.0
 
 
-def _preview(network: TransformNet, image: torch.Tensor, autocast) -> torch.Tensor:
-    network.eval()
-    with torch.no_grad(), autocast():
-        out = network(image).float().cpu()
-    network.train()
-    return out
-
-
-def _save_preview(image: torch.Tensor, path: Path) -> None:
-    from ..images import save_image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(image, path)
-
-
 # --------------------------------------------------------------------------- inference
-
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-"""Models shipped inside the package: ``--model NAME`` finds ``MODELS_DIR / NAME``."""
-
-
-def shipped_models() -> list[str]:
-    if not MODELS_DIR.is_dir():
-        return []
-    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
 
 
 @dataclass
@@ -597,15 +293,8 @@ class FastModel:
 
 def load_model(model: str | os.PathLike) -> FastModel:
     """Load a model folder, or a shipped model by name. Raises InputError when invalid."""
-    path = Path(model)
-    if not path.exists() and str(model) in shipped_models():
-        path = MODELS_DIR / str(model)
-    if not path.exists():
-        shipped = ", ".join(shipped_models()) or "none in this installation"
-        raise InputError(
-            f"model not found: {model} (a model folder, or a shipped model: {shipped})"
-        )
-    folder: ModelFolder = load_model_folder(path, method=METHOD)
+    path = find_model(model)
+    folder = load_model_folder(path, method="fast")
     try:
         known = {f.name for f in fields(NetworkConfig)}
         unknown = sorted(set(folder.network) - known)
@@ -624,30 +313,24 @@ def load_model(model: str | os.PathLike) -> FastModel:
 
 
 @dataclass
-class FastResult:
-    """What ``impasto.stylize(method="fast")`` returns."""
-
-    image: torch.Tensor
-    alpha: torch.Tensor | None
-    model: str
-    seconds: float
-    backbone: str = ""  # the loss network the model was trained with (from its metadata)
-
-
-@dataclass
 class FastConfig:
     """Options of ``stylize --method fast``."""
 
-    size: int | None = option(None, "long side of the output (default: the content's size)",
+    model: str | None = option(None, "a model folder from `impasto train fast`, or a shipped "
+                               f"model: {', '.join(shipped_models('fast')) or 'none'}",
+                               metavar="MODEL")  # fmt: skip
+    size: int | None = option(None, "long side of the output (default: the input's size)",
                               min=16, max=16384)  # fmt: skip
-    preserve_color: str = option("none", "keep the content's colours (histogram: match the "
-                                 "result's colour statistics to the content's)",
-                                 choices=PRESERVE_COLOR_CHOICES)  # fmt: skip
+    preserve_color: str = option("none", "keep the content's colours (luminance: its colours; "
+                                 "histogram: its colour statistics)",
+                                 choices=color.PRESERVE_COLOR_CHOICES)  # fmt: skip
+    batch: int = option(4, "images of the same size stylised together", min=1, max=1024)
     device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
     precision: str = option("auto", "auto: fp16 channels_last on CUDA, fp32 elsewhere",
                             choices=PRECISION_CHOICES)  # fmt: skip
     compile: bool = option(False, "torch.compile the network: faster per image after a slow "
-                           "first one (and after each new image size)")  # fmt: skip
+                           "first one (and after each new image size); for many frames of one "
+                           "size")  # fmt: skip
 
 
 class Stylizer:
@@ -692,33 +375,13 @@ class Stylizer:
         return y.float().contiguous().cpu().clamp(0, 1)
 
 
-def inference_kernels(device_type: str, channels_last: bool,
-                      compiled: bool) -> tuple[str, str, int]:  # fmt: skip
-    """(norm, pad, align) for ``set_kernels`` at inference.
-
-    Measured on an H200 (benchmarks/README.md): eager channels_last on CUDA needs the
-    layout-keeping norm and padding (CUDA's group-norm, instance-norm and reflection-pad
-    kernels convert channels_last to NCHW, and the next convolution converts back: the slow
-    fp16 channels_last runs of popular implementations). Under torch.compile torch's own ops
-    compile better (4K, one run: 3.1x the reference with them and 8-channel RGB convolutions,
-    2.4x with the layout-keeping ops and 3 channels); the 8 channels alone save ~0.7 ms in the
-    first layer's 9x9 convolution at 4K (3.0 vs 3.7 ms); eager, that channel padding costs
-    more than it saves. The CPU's fused group norm keeps the layout and needs none of this.
-    """
-    if device_type != "cuda" or not channels_last:
-        return "group_norm", "torch", 1
-    if compiled:
-        return "group_norm", "torch", 8
-    return "batch_norm", "layout", 1
-
-
 def stylize(content: torch.Tensor, model: FastModel | Stylizer,
             config: FastConfig | None = None) -> torch.Tensor:  # fmt: skip
-    """Stylise ``content`` (1, 3, H, W) in [0, 1]; returns (1, 3, h, w) in [0, 1] on the CPU."""
+    """Stylise ``content`` (B, 3, H, W) in [0, 1]; returns (B, 3, h, w) in [0, 1] on the CPU."""
     config = config or FastConfig()
     validate_config(config)
-    if content.ndim != 4 or content.shape[:2] != (1, 3):
-        raise InputError(f"images must be (1, 3, H, W) tensors, got {tuple(content.shape)}")
+    if content.ndim != 4 or content.shape[1] != 3:
+        raise InputError(f"images must be (B, 3, H, W) tensors, got {tuple(content.shape)}")
     if isinstance(model, Stylizer):
         stylizer = model
     else:
@@ -730,15 +393,69 @@ def stylize(content: torch.Tensor, model: FastModel | Stylizer,
             f"images must be at least {MIN_SIDE} pixels on each side, got "
             f"{content.shape[-1]}x{content.shape[-2]}"
         )
-    result = stylizer(content)
-    return apply_color(result, content, config.preserve_color)
+    return color.preserve_colors(stylizer(content), content, config.preserve_color)
 
 
-def apply_color(result: torch.Tensor, content: torch.Tensor, mode: str) -> torch.Tensor:
-    """Colour preservation after the network: ``luminance`` keeps the content's colours
-    (YIQ); ``histogram`` matches the result's colour mean/covariance to the content's."""
-    if mode == "luminance":
-        return color.preserve_luminance(result, content.float().cpu()).clamp(0, 1)
-    if mode == "histogram":
-        return color.match_color(result, content.float().cpu()).clamp(0, 1)
-    return result
+# --------------------------------------------------------------------------- the method
+
+
+class FastMethod(Method):
+    """The method table's ``fast``: a trained model, no style images; batches of same-size
+    images; ``impasto train fast``; ONNX export."""
+
+    name = "fast"
+    config_class = FastConfig
+    train_config_class = FastTrainConfig
+    training_inputs = ("style", "data")
+    export_formats = ("onnx",)
+    compare_options = {"model": "vangogh-bedroom"}
+
+    def check(self, config: FastConfig, style_count: int | None) -> None:
+        if config.model is None:
+            shipped = ", ".join(shipped_models("fast")) or "none in this installation"
+            raise InputError(
+                f"method 'fast' needs a model (--model / model=): a model folder, or a shipped "
+                f"model: {shipped}"
+            )
+        if config.precision == "fp16" and resolve_device(config.device).type == "cpu":
+            raise InputError("--precision fp16 needs a GPU; use fp32 or bf16 on the CPU")
+
+    def prepare(self, config: FastConfig, styles: Sequence[torch.Tensor], *, backbone=None,
+                notify=None) -> FastRunner:  # fmt: skip
+        model = config.model if isinstance(config.model, FastModel) else load_model(config.model)
+        return FastRunner(config, model)
+
+    def train(self, config: FastTrainConfig, *, style, data, folder, resume, backbone, info,
+              progress, notify) -> TrainResult:  # fmt: skip
+        return train(style, data, folder, config, resume=resume, style_info=info.get("style"),
+                     data_note=info.get("data_note"), backbone=backbone, progress=progress,
+                     notify=notify)  # fmt: skip
+
+    def export(self, model, path: Path, format: str, opset: int) -> Path:
+        from ..export import export_onnx
+
+        return export_onnx(load_model(model).network, path, opset=opset)
+
+
+class FastRunner(Prepared):
+    method = "fast"
+
+    def __init__(self, config: FastConfig, model: FastModel) -> None:
+        self.config, self.model = config, model
+        self.stylizer = Stylizer(model, config.device, config.precision, compile=config.compile)
+        self.backbone = str(model.metadata.get("backbone", ""))
+        self.device = str(self.stylizer.device)
+        self.max_batch = config.batch
+
+    def summary(self) -> str:
+        return f"model {self.model.path.name} on {self.device}"
+
+    def run(self, content: torch.Tensor, progress: ProgressCallback | None = None) -> StyleResult:
+        started = time.perf_counter()
+        image = stylize(content, self.stylizer, self.config)
+        return StyleResult(image, method="fast", seconds=time.perf_counter() - started,
+                           backbone=self.backbone, device=self.device,
+                           details={"model": str(self.model.path)})  # fmt: skip
+
+
+METHOD = FastMethod()

@@ -7,7 +7,9 @@ Algorithm, per scale (coarse to fine):
   3. Start from the content (or noise, or the previous scale's result, upsampled).
   4. Minimise  content_weight * L_content + style_weight * L_style + tv_weight * L_tv
      with L-BFGS (or Adam), clamping the image to [0, 1] after each step.
-Finally, optionally keep the content's colours (``preserve_color``).
+Finally, optionally keep the content's colours (``preserve_color``, the post-process shared by
+every method); ``recolor_style`` instead gives each style image the content's colours first
+(Gatys et al. 2017's colour histogram matching as a pre-pass).
 
 Departures from the paper, and why:
 - Losses are relative (see impasto.losses) so weights mean the same across sizes and backbones;
@@ -22,10 +24,11 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -33,13 +36,20 @@ import torch.nn.functional as F
 from .. import color, losses
 from ..backbones import BACKBONE_CHOICES, Backbone, load_backbone
 from ..config import option, validate_config
-from ..devices import DEVICE_CHOICES, configure_for_speed, resolve_device
+from ..devices import (
+    AUTOCAST_PRECISIONS,
+    DEVICE_CHOICES,
+    autocast,
+    configure_for_speed,
+    resolve_device,
+)
 from ..errors import InputError
+from ..images import resize_long_side
 from ..progress import ProgressCallback, ProgressEvent, report
+from .base import Method, Prepared, StyleResult
 
 OPTIMIZER_CHOICES = ("lbfgs", "adam")
 INIT_CHOICES = ("content", "noise")
-PRECISION_CHOICES = ("auto", "fp32", "bf16")
 # The coarsest scale is the largest size obtained by halving ``size`` that stays >= this.
 MIN_SCALE_SIZE = 192
 
@@ -62,36 +72,33 @@ class GatysConfig:
     init: str = option("content", "starting image", choices=INIT_CHOICES)
     style_scale: float = option(1.0, "style image size relative to the output", min=0.05, max=8.0)
     style_blend: list[float] | None = option(
-        None, "weights of several style images (default: equal)", cli=False
+        None,
+        "weights of several style images, one per style image (default: equal)",
+        metavar="W",
     )
-    preserve_color: str = option("none", "keep the content's colours",
+    preserve_color: str = option("none", "keep the content's colours (luminance: its colours; "
+                                 "histogram: its colour statistics)",
                                  choices=color.PRESERVE_COLOR_CHOICES)  # fmt: skip
+    recolor_style: bool = option(False, "give each style image the content's colour statistics "
+                                 "before stylising (a pre-pass)")  # fmt: skip
     backbone: str = option("auto", "feature network", choices=BACKBONE_CHOICES)
+    weights: str | None = option(None, "local weights file for the backbone (instead of the "
+                                 "cache)", metavar="PATH")  # fmt: skip
     content_layers: list[str] | None = option(None, "content layers (default: backbone's)",
-                                              cli=False)  # fmt: skip
+                                              metavar="NAME")  # fmt: skip
     style_layers: dict[str, float] | None = option(
-        None, "style layers and weights (default: backbone's)", cli=False
+        None,
+        "style layers and weights (default: backbone's); WEIGHT defaults to 1",
+        metavar="NAME[:WEIGHT]",
     )
     seed: int = option(0, "random seed (bit-identical output on the CPU)", min=0)
     device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
-    precision: str = option("auto", "auto: bf16 on CUDA, fp32 elsewhere",
-                            choices=PRECISION_CHOICES)  # fmt: skip
-    compile: bool = option(False, "torch.compile the feature network (CUDA; slow first step)")
+    precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere",
+                            choices=AUTOCAST_PRECISIONS)  # fmt: skip
+    compile: bool = option(False, "torch.compile the feature network (pays off on CUDA; slow "
+                           "first step)")  # fmt: skip
     save_every: int = option(0, "save an intermediate image every N steps (0: never)",
                              min=0)  # fmt: skip
-
-
-@dataclass
-class GatysResult:
-    """The stylised image (1, 3, H, W) in [0, 1] on the CPU, with what it took to make it."""
-
-    image: torch.Tensor
-    history: list[dict[str, float]] = field(default_factory=list)
-    backbone: str = ""
-    device: str = ""
-    seconds: float = 0.0
-    scale_sizes: list[int] = field(default_factory=list)
-    alpha: torch.Tensor | None = None  # set by impasto.stylize from the content file
 
 
 def scale_sizes(size: int, scales: int | None = None) -> list[int]:
@@ -106,59 +113,39 @@ def scale_sizes(size: int, scales: int | None = None) -> list[int]:
     return sizes
 
 
-def _resize_long(image: torch.Tensor, long_side: int) -> torch.Tensor:
-    height, width = image.shape[-2:]
-    factor = long_side / max(height, width)
-    new = (max(1, round(height * factor)), max(1, round(width * factor)))
-    if new == (height, width):
-        return image
-    return F.interpolate(image, size=new, mode="bicubic", align_corners=False,
-                         antialias=True).clamp(0, 1)  # fmt: skip
-
-
-def _blend_weights(config: GatysConfig, count: int) -> list[float]:
-    if config.style_blend is None:
+def blend_weights(style_blend: Sequence[float] | None, count: int) -> list[float]:
+    """The style images' weights, normalised to sum to 1 (equal when ``style_blend`` is None)."""
+    if style_blend is None:
         return [1.0 / count] * count
-    if len(config.style_blend) != count:
+    if len(style_blend) != count:
         raise InputError(
-            f"--style-blend has {len(config.style_blend)} weights for {count} style images"
+            f"--style-blend has {len(style_blend)} weight(s) for {count} style image(s); give "
+            "one weight per style image"
         )
-    if any(w < 0 for w in config.style_blend) or sum(config.style_blend) <= 0:
+    if any(w < 0 for w in style_blend) or sum(style_blend) <= 0:
         raise InputError("--style-blend weights must be >= 0 with a positive sum")
-    total = sum(config.style_blend)
-    return [w / total for w in config.style_blend]
+    total = sum(style_blend)
+    return [w / total for w in style_blend]
 
 
-def _check_images(content: torch.Tensor, styles: Sequence[torch.Tensor]) -> None:
-    if not styles:
-        raise InputError("at least one style image is needed")
-    for image in (content, *styles):
-        if image.ndim != 4 or image.shape[:2] != (1, 3):
-            raise InputError(f"images must be (1, 3, H, W) tensors, got {tuple(image.shape)}")
-
-
-class _Objective:
-    """Content, style and TV losses at one scale, with the targets precomputed."""
+class Objective:
+    """The perceptual loss (impasto.losses.perceptual_loss) at one scale, targets precomputed."""
 
     def __init__(self, backbone, network, content, styles, blend, config, content_layers,
                  style_layers, autocast, channels_last) -> None:  # fmt: skip
         # ``network`` (possibly torch.compile'd) runs the optimised image; the targets use the
         # plain ``backbone`` so a compiled network is compiled once per scale, not three times.
-        self.backbone, self.network, self.config = backbone, network, config
+        self.backbone, self.network = backbone, network
         self.autocast, self.channels_last = autocast, channels_last
-        self.content_layers = list(content_layers)
-        self.style_weights = dict(style_layers)
-        self.layers = sorted(set(self.content_layers) | set(self.style_weights))
+        self.weights = losses.LossWeights(config.content_weight, config.style_weight,
+                                          config.tv_weight)  # fmt: skip
+        self.style_layers = dict(style_layers)
+        self.layers = sorted(set(content_layers) | set(self.style_layers))
         with torch.no_grad():
             content_features = self._features(content)
-            self.content_targets = {k: content_features[k] for k in self.content_layers}
-            self.style_targets = {k: 0.0 for k in self.style_weights}
-            for image, weight in zip(styles, blend, strict=True):
-                features = self._features(image)
-                for k in self.style_weights:
-                    self.style_targets[k] = self.style_targets[k] + weight * losses.gram_matrix(
-                        features[k]
-                    )
+            self.content_targets = {k: content_features[k] for k in content_layers}
+            style_features = [self._features(image) for image in styles]
+            self.style_targets = losses.blended_grams(style_features, blend, self.style_layers)
 
     def _features(self, image: torch.Tensor, network=None) -> dict[str, torch.Tensor]:
         if self.channels_last:
@@ -173,27 +160,13 @@ class _Objective:
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         features = self._features(image, self.network)
-        content = sum(
-            losses.content_loss(features[k], self.content_targets[k]) for k in self.content_layers
-        ) / max(1, len(self.content_layers))
-        weight_sum = sum(self.style_weights.values()) or 1.0
-        style = (
-            sum(
-                w * losses.style_loss(losses.gram_matrix(features[k]), self.style_targets[k])
-                for k, w in self.style_weights.items()
-            )
-            / weight_sum
-        )
-        tv = losses.tv_loss(image)
-        config = self.config
-        total = config.content_weight * content + config.style_weight * style
-        total = total + config.tv_weight * tv
-        return total, {"total": total, "content": content, "style": style, "tv": tv}
+        return losses.perceptual_loss(image, features, self.content_targets, self.style_targets,
+                                      self.style_layers, self.weights)  # fmt: skip
 
 
 def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             config: GatysConfig | None = None, *, backbone: Backbone | None = None,
-            progress: ProgressCallback | None = None, notify=None) -> GatysResult:  # fmt: skip
+            progress: ProgressCallback | None = None, notify=None) -> StyleResult:  # fmt: skip
     """Stylise ``content`` (1, 3, H, W) in [0, 1] with one or more ``styles``.
 
     ``backbone``: a loaded backbone to reuse (else ``config.backbone`` is loaded, announcing a
@@ -201,13 +174,18 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     """
     config = config or GatysConfig()
     validate_config(config)
-    _check_images(content, styles)
-    blend = _blend_weights(config, len(styles))
+    if not styles:
+        raise InputError("at least one style image is needed")
+    for image in (content, *styles):
+        if image.ndim != 4 or image.shape[:2] != (1, 3):
+            raise InputError(f"images must be (1, 3, H, W) tensors, got {tuple(image.shape)}")
+    blend = blend_weights(config.style_blend, len(styles))
     device = resolve_device(config.device)
     configure_for_speed(device)
     started = time.perf_counter()
     if backbone is None:
-        backbone = load_backbone(config.backbone, notify=notify)
+        weights = Path(config.weights).expanduser() if config.weights else None
+        backbone = load_backbone(config.backbone, weights=weights, notify=notify)
     content_layers = config.content_layers or backbone.defaults.content_layers
     style_layers = config.style_layers or dict(backbone.defaults.style_layers)
     try:
@@ -215,20 +193,14 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     except ValueError as error:
         raise InputError(str(error)) from error
 
-    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
     backbone = backbone.to(device)
     if device.type == "cuda":
         backbone = backbone.to(memory_format=torch.channels_last)
-
-    def autocast():
-        if use_bf16:
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
+    mixed = functools.partial(autocast, device, config.precision)
     network = torch.compile(backbone, dynamic=False) if config.compile else backbone
     content = content.to(device)
     styles = [s.to(device) for s in styles]
-    if config.preserve_color == "histogram":
+    if config.recolor_style:
         styles = [color.match_color(s, content) for s in styles]
 
     sizes = scale_sizes(config.size, config.scales)
@@ -238,11 +210,12 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     image = None
     step_count = 0
     for scale_index, size in enumerate(sizes):
-        content_here = _resize_long(content, size)
-        styles_here = [_resize_long(s, max(16, round(size * config.style_scale))) for s in styles]
-        objective = _Objective(backbone, network, content_here, styles_here, blend, config,
-                               content_layers, style_layers, autocast,
-                               channels_last=device.type == "cuda")  # fmt: skip
+        content_here = resize_long_side(content, size)
+        styles_here = [resize_long_side(s, max(16, round(size * config.style_scale)))
+                       for s in styles]  # fmt: skip
+        objective = Objective(backbone, network, content_here, styles_here, blend, config,
+                              content_layers, style_layers, mixed,
+                              channels_last=device.type == "cuda")  # fmt: skip
         if image is None:
             if config.init == "noise":
                 image = torch.rand(content_here.shape, generator=generator).to(device)
@@ -253,6 +226,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
                                   align_corners=False).clamp(0, 1)  # fmt: skip
         image = image.detach().contiguous().requires_grad_(True)
         stage = f"scale {scale_index + 1}/{len(sizes)} ({size} px)"
+        report(progress, ProgressEvent(stage, step_count, total_steps, kind="stage"))
 
         budget = _Budget(config.steps)
 
@@ -280,16 +254,55 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             image.copy_(budget.best_image).clamp_(0, 1)
 
     result = image.detach().float().contiguous().cpu()
-    if config.preserve_color == "luminance":
-        result = color.preserve_luminance(result, content.float().cpu())
-    return GatysResult(
+    result = color.preserve_colors(result, content.cpu(), config.preserve_color)
+    return StyleResult(
         image=result.clamp(0, 1),
+        method="gatys",
         history=history,
         backbone=backbone.name,
         device=str(device),
         seconds=time.perf_counter() - started,
-        scale_sizes=sizes,
+        details={"scale_sizes": sizes},
     )
+
+
+class GatysMethod(Method):
+    """The method table's ``gatys``: every image is its own optimisation (max_batch 1)."""
+
+    name = "gatys"
+    config_class = GatysConfig
+
+    def check(self, config: GatysConfig, style_count: int | None) -> None:
+        if style_count:
+            blend_weights(config.style_blend, style_count)
+        if config.weights is not None:
+            path = Path(config.weights).expanduser()
+            if not path.is_file():
+                problem = "it is a directory" if path.is_dir() else "file not found"
+                raise InputError(f"--weights '{config.weights}': {problem}")
+        resolve_device(config.device)  # e.g. --device cuda without a GPU
+
+    def prepare(self, config: GatysConfig, styles, *, backbone=None, notify=None) -> GatysRunner:
+        if backbone is None:
+            weights = Path(config.weights).expanduser() if config.weights else None
+            backbone = load_backbone(config.backbone, weights=weights, notify=notify)
+        return GatysRunner(config, list(styles), backbone, notify)
+
+
+class GatysRunner(Prepared):
+    method = "gatys"
+
+    def __init__(self, config: GatysConfig, styles, backbone: Backbone, notify) -> None:
+        self.config, self.styles, self.network, self.notify = config, styles, backbone, notify
+        self.backbone = backbone.name
+        self.device = str(resolve_device(config.device))
+
+    def run(self, content: torch.Tensor, progress: ProgressCallback | None = None) -> StyleResult:
+        return stylize(content, self.styles, self.config, backbone=self.network,
+                       progress=progress, notify=self.notify)  # fmt: skip
+
+
+METHOD = GatysMethod()
 
 
 class _BudgetSpent(Exception):

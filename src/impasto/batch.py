@@ -1,0 +1,196 @@
+"""Files, folders and frame sequences through any prepared method: the batch runner.
+
+``plan`` turns inputs (files or folders, searched recursively) and one output (a file for a
+single input, else a folder whose sub-folders mirror the inputs') into jobs, checking every
+output path before any work. ``run`` loads each input, stacks images of the same size up to
+the method's ``max_batch``, runs, saves each result atomically, and reports an ``item`` event
+per input; an unreadable or unusable input is skipped and counted (policy "skip"), or stops
+the run (policy "stop", what a single input gets). Used by the CLI now, by video (frames) and
+the studio next.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import Cancelled, ImpastoError, InputError
+from .images import OUTPUT_FORMATS, LoadedImage, check_output_path, load_image, resize_to
+from .images import save_image as write_image
+from .methods.base import Prepared
+from .photos import PHOTO_EXTENSIONS, find_photos
+from .progress import ProgressCallback, ProgressEvent, report
+
+SKIP_POLICIES: tuple[str, ...] = ("skip", "stop")
+
+
+@dataclass
+class Job:
+    """One input file and where its result goes; ``image``: the input, if already loaded."""
+
+    source: Path
+    target: Path
+    image: LoadedImage | None = None
+
+
+@dataclass
+class BatchReport:
+    """What a run wrote (in input order) and what it skipped (``name (reason)``)."""
+
+    written: list[Path] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) of each
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def output_name(relative: Path) -> Path:
+    """The result's name for an input's relative path: the same, or .png for formats that
+    cannot be written (e.g. .bmp)."""
+    suffix = relative.suffix.lower()
+    return relative if suffix in OUTPUT_FORMATS else relative.with_suffix(".png")
+
+
+def expand_inputs(items: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """(file, path relative to the output folder) for each input file or folder."""
+    expanded = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = find_photos(path)
+            if not found:
+                raise InputError(f"no images ({', '.join(PHOTO_EXTENSIONS)}) found in {path}")
+            expanded.extend((file, file.relative_to(path)) for file in found)
+        else:
+            expanded.append((path, Path(path.name)))
+    return expanded
+
+
+def plan(
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    protected: Sequence[str | os.PathLike] = (),
+) -> tuple[list[Job], bool]:
+    """(jobs, single): one job per input image; ``single`` when one input file goes to one
+    output file. ``protected``: other files no output may overwrite (the style images)."""
+    expanded = expand_inputs(inputs)
+    target = Path(output).expanduser()
+    single = len(expanded) == 1 and not Path(inputs[0]).expanduser().is_dir()
+    single = single and target.suffix != ""
+    if single:
+        source = expanded[0][0]
+        return [Job(source, check_output_path(target, inputs=[source, *protected]))], True
+    if target.suffix.lower() in OUTPUT_FORMATS:
+        raise InputError(
+            f"{len(expanded)} input images need an output folder, not the file '{target}'"
+        )
+    if target.exists() and not target.is_dir():
+        raise InputError(f"output '{target}' exists and is not a folder")
+    if not target.parent.is_dir():
+        raise InputError(f"output folder {target.parent} does not exist")
+    jobs = [Job(source, target / output_name(relative)) for source, relative in expanded]
+    sources = {Path(p).expanduser().resolve() for p in protected}
+    sources |= {job.source.resolve() for job in jobs}
+    clash = next((job.target for job in jobs if job.target.resolve() in sources), None)
+    if clash is not None:
+        raise InputError(f"output '{clash}' would overwrite an input image")
+    return jobs, False
+
+
+def run(
+    prepared: Prepared,
+    jobs: Sequence[Job],
+    *,
+    policy: str = "skip",
+    max_pixels: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> BatchReport:
+    """Stylise every job's input with ``prepared`` and write its target (parents created)."""
+    if policy not in SKIP_POLICIES:
+        raise InputError(f"unknown policy '{policy}'; choose from: {', '.join(SKIP_POLICIES)}")
+    started = time.perf_counter()
+    result = BatchReport()
+    pending: list[tuple[Job, LoadedImage]] = []
+    total = len(jobs)
+
+    def skip(job: Job, error: ImpastoError) -> None:
+        if policy == "stop":
+            raise error
+        result.skipped.append(f"{job.source.name} ({error})")
+        done = len(result.written) + len(result.skipped)
+        report(
+            progress,
+            ProgressEvent(
+                "skipped", done, total, kind="item", item=str(job.source), skipped=str(error)
+            ),
+        )
+
+    def flush() -> None:
+        if not pending:
+            return
+        group = list(pending)
+        pending.clear()
+        if len(group) > 1:
+            try:
+                _run_group(prepared, group, result, total, progress)
+                return
+            except Cancelled:
+                raise
+            except ImpastoError:
+                pass  # one bad image spoils a batch: run them one by one to find it
+        for job, image in group:
+            try:
+                _run_group(prepared, [(job, image)], result, total, progress)
+            except Cancelled:
+                raise
+            except ImpastoError as error:
+                skip(job, error)
+
+    for job in jobs:
+        try:
+            image = job.image or load_image(job.source, max_pixels=max_pixels)
+        except ImpastoError as error:
+            skip(job, error)
+            continue
+        same_size = not pending or pending[0][1].rgb.shape == image.rgb.shape
+        if not same_size or len(pending) >= max(1, prepared.max_batch):
+            flush()
+        pending.append((job, image))
+    flush()
+    result.seconds = time.perf_counter() - started
+    report(progress, ProgressEvent("done", total, total, kind="done"))
+    if not result.written:
+        raise InputError(f"none of the {total} input images could be stylised")
+    return result
+
+
+def _run_group(
+    prepared: Prepared,
+    group: list[tuple[Job, LoadedImage]],
+    result: BatchReport,
+    total: int,
+    progress: ProgressCallback | None,
+) -> None:
+    first = group[0][0]
+    names = first.source.name if len(group) == 1 else f"{first.source.name} (+{len(group) - 1})"
+    report(
+        progress,
+        ProgressEvent(
+            f"stylizing {names}", len(result.written), total, kind="stage", item=str(first.target)
+        ),
+    )
+    output = prepared.run(torch.cat([image.rgb for _, image in group]), progress)
+    for (job, image), picture in zip(group, output.image, strict=True):
+        alpha = image.alpha
+        if alpha is not None:
+            alpha = resize_to(alpha, *picture.shape[-2:])
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        write_image(picture[None], job.target, alpha=alpha)
+        result.written.append(job.target)
+        result.sizes.append((int(picture.shape[-1]), int(picture.shape[-2])))
+        done = len(result.written) + len(result.skipped)
+        report(progress, ProgressEvent("written", done, total, kind="item", item=str(job.target)))

@@ -1,0 +1,98 @@
+"""``impasto compare``: several settings (or every method) on one pair, side by side on a
+labelled contact sheet, with scores (impasto.compare)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import InputError
+from .args import positive_int
+from .terminal import ProgressView, Terminal
+
+
+def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
+    parser = commands.add_parser(
+        "compare",
+        help="stylise with several settings (or every method) and lay the results out on a sheet",
+        description="Stylise CONTENT with STYLE once per setting (same seed), score each "
+        "result and write a contact sheet. A setting is KEY=VALUE[,KEY=VALUE...] of a method's "
+        "options with underscores, e.g. style_weight=3e4,preserve_color=luminance or "
+        "method=fast,model=vangogh-bedroom. Without --settings: every available method at its "
+        "defaults.",
+    )
+    # Values are checked by the library (impasto.compare), which would import torch here.
+    parser.add_argument("content", metavar="CONTENT", help="content image (the photo)")
+    parser.add_argument("style", metavar="STYLE", help="style image")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        metavar="S",
+        help="one setting per result, e.g. style_weight=1e3 "
+        "style_weight=1e5,tv_weight=0 (default: every method)",
+    )
+    parser.add_argument(
+        "--grid-out", dest="grid_out", required=True, metavar="SHEET", help="contact sheet image"
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    parser.add_argument("--csv", metavar="FILE", help="also write the scores as CSV")
+    parser.add_argument("--size", type=positive_int, metavar="N", help="long side of each result")
+    parser.add_argument("--steps", type=positive_int, metavar="N", help="optimiser steps")
+    parser.add_argument("--backbone", metavar="NAME", help="feature network for stylising")
+    parser.add_argument("--seed", type=int, metavar="N", help="random seed shared by every run")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def _check_report_path(text: str, option: str, inputs: Sequence[str]) -> Path:
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise InputError(f"{option} '{text}': it is a directory")
+    if not path.parent.is_dir():
+        raise InputError(f"{option} '{text}': folder '{path.parent}' does not exist")
+    if any(Path(item).expanduser().resolve() == path.resolve() for item in inputs):
+        raise InputError(f"{option} '{text}' would overwrite an input image")
+    return path
+
+
+def run(args: argparse.Namespace, terminal: Terminal) -> int:
+    from .. import compare, images
+
+    inputs = [args.content, args.style]
+    # 1. Settings and paths (cheap): nothing is stylised before these are right.
+    base = {
+        name: getattr(args, name)
+        for name in ("size", "steps", "backbone", "seed")
+        if getattr(args, name) is not None
+    }
+    settings = compare.default_settings() if args.settings is None else args.settings
+    parsed = compare.parse_settings(settings)
+    grid = images.check_output_path(args.grid_out, inputs=inputs)
+    report_paths = [grid]
+    for option, text in (("--json", args.json), ("--csv", args.csv)):
+        if text is not None:
+            path = _check_report_path(text, option, inputs)
+            if path.resolve() in {p.resolve() for p in report_paths}:
+                raise InputError(f"{option} '{text}' is also another output")
+            report_paths.append(path)
+    content = images.load_image(args.content)
+    style = images.load_image(args.style)
+
+    def finished(index: int, total: int, row) -> None:
+        height, width = row.image.shape[-2:]
+        terminal.line(
+            f"[{index + 1}/{total}] {row.label}: {width}x{height} in {row.seconds:.1f} s  "
+            f"{compare.format_metrics(row.metrics)}"
+        )
+
+    # 2. The work: each setting's method is prepared (backbone fetched with a bar) and run.
+    with ProgressView(terminal, quiet=args.quiet) as view:
+        result = compare.compare(
+            content, style, parsed, base, progress=finished, notify=terminal.line, events=view
+        )
+    sheet = compare.contact_sheet(result.content, result.style, result.rows)
+    images.save_image(sheet, grid)
+    compare.write_report(result.rows, json_path=args.json, csv_path=args.csv)
+    terminal.line(f"wrote {grid} ({sheet.shape[-1]}x{sheet.shape[-2]})")
+    return 0

@@ -1,0 +1,57 @@
+"""``impasto download NAME``: fetch, check (sha256) and cache weights, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from ..errors import InputError, WeightsError
+from .terminal import ProgressView, Terminal, one_line
+
+
+def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
+    download = commands.add_parser(
+        "download",
+        help="download weights (a backbone's, or CLIP's for the metrics) into the cache",
+        description="Download, verify (sha256) and cache the weights of a backbone or of the "
+        "CLIP image encoder used by `impasto evaluate`.",
+    )
+    download.add_argument("name", metavar="NAME", help="what to fetch: vgg19 or clip-vit-b32")
+    download.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, terminal: Terminal) -> int:
+    from .. import weights
+    from ..backbones import BACKBONES, weights_available
+    from ..pipeline import fetch_weights
+
+    name = args.name
+    specs = weights.downloadable()
+    if name not in specs:
+        entry = BACKBONES.get(name)
+        if entry is None:
+            raise InputError(
+                f"cannot download '{name}': unknown name; choose from: {', '.join(specs)}"
+            )
+        if entry.random_weights:
+            print(f"{name} has random weights: nothing to download")
+            return 0
+        if not weights_available(name):
+            raise WeightsError(f"{name} weights are missing here; they are {entry.weights}")
+        print(f"{name} needs no download: its weights are {entry.weights}")
+        return 0
+
+    spec = specs[name]
+    cached = weights.cached_path(spec)
+    if cached is not None:
+        try:
+            weights.verify(cached, spec)
+        except WeightsError as error:
+            terminal.line(f"the cached file is damaged ({one_line(error)}); downloading again")
+        else:
+            print(f"{name} weights are already cached: {cached}")
+            return 0
+    with ProgressView(terminal) as view:
+        path = fetch_weights(spec, view, again=True)  # replaces atomically
+    print(f"{name} weights ({spec.license}) stored in {path}")
+    return 0

@@ -1,0 +1,58 @@
+"""``impasto export MODEL --format onnx -o FILE``: write a trained model for other runtimes
+(for the methods of the table whose models export)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import InputError
+from ..export import DEFAULT_OPSET, EXPORT_FORMATS
+from .terminal import Terminal
+
+
+def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export a trained model (ONNX)",
+        description="Write MODEL (a model folder or a shipped model's name) as an ONNX graph: "
+        "input 'image' float32 (N, 3, H, W) in [0, 1], output 'stylized'; N, H, W dynamic.",
+    )
+    export.add_argument("model", metavar="MODEL", help="model folder or shipped model name")
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="onnx",
+        help="export format (default: %(default)s)",
+    )
+    export.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
+    export.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default: %(default)s)"
+    )
+    export.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, terminal: Terminal) -> int:
+    from ..methods.registry import entry, exporting_methods, load_method
+    from ..model_folder import find_model, read_method
+
+    output = Path(args.output).expanduser()
+    if output.suffix.lower() != f".{args.format}":
+        raise InputError(f"ONNX output must end in .onnx, got '{output.name}'")
+    if not output.parent.is_dir():
+        raise InputError(f"output folder {output.parent} does not exist")
+    folder = find_model(args.model)
+    method = read_method(folder)
+    if method not in exporting_methods():
+        raise InputError(
+            f"{folder} is a '{method}' model; models of these methods export: "
+            f"{', '.join(exporting_methods())}"
+        )
+    entry(method)
+    started = time.perf_counter()
+    path = load_method(method).export(folder, output, args.format, args.opset)
+    size = path.stat().st_size / 1e6
+    terminal.line(f"wrote {path} ({size:.1f} MB) in {time.perf_counter() - started:.1f} s")
+    return 0

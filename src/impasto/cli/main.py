@@ -1,0 +1,80 @@
+"""The ``impasto`` entry point: the parser of every command, and errors mapped to exit codes.
+
+Every error a user can fix (an ``ImpastoError`` or a usage mistake) becomes one line
+``impasto: error: ...`` on stderr and exit code 2; Ctrl-C prints ``impasto: interrupted`` and
+exits 130; anything else is an internal error (exit 1). Tracebacks appear only with
+``--debug``. A command's flags that need torch (those built from config dataclasses) are added
+only when that command runs, so ``impasto --help`` and ``impasto download`` stay quick.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import ImpastoError
+from . import backbones, compare, download, evaluate, export, recommend, stylize, train
+from .args import Parser, UsageError, command_in
+from .terminal import Terminal, one_line
+
+PROG = "impasto"
+COMMANDS = (stylize, train, export, compare, evaluate, recommend, download, backbones)
+"""One module per command, each with ``add_parser(commands, argv, selected)`` and ``run``."""
+
+
+def build_parser(argv: Sequence[str] = ("stylize",)) -> Parser:
+    """The full parser; a command's heavy flags are added only when ``argv`` runs it."""
+    parser = Parser(
+        prog=PROG,
+        description="Neural style transfer: paint a photo in the style of other images.",
+        epilog="Run 'impasto COMMAND --help' for the options of a command. "
+        "Example: impasto stylize photo.jpg painting.jpg -o out.png --size 512",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of any error")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=Parser
+    )
+    chosen = command_in(argv)
+    for command in COMMANDS:
+        selected = chosen == command.__name__.rsplit(".", 1)[1]
+        command.add_parser(commands, argv, selected=selected)
+        if selected and hasattr(command, "explain"):  # a clearer message for some mistakes
+            parser.explain = lambda message, command=command: command.explain(argv, message)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except UsageError as error:
+        print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except SystemExit as exit_:  # --help, --version
+        return exit_.code if isinstance(exit_.code, int) else 0
+
+    terminal = Terminal()
+    try:
+        return args.handler(args, terminal)
+    except ImpastoError as error:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        print(
+            f"{PROG}: internal error: {type(error).__name__}: {one_line(error)} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1

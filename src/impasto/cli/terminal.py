@@ -1,0 +1,221 @@
+"""Where the CLI talks to the user: one-line notices on stderr, and progress events drawn as
+rich bars on a terminal (download bytes, steps with losses) or as a few plain lines when
+stderr is a log file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..progress import ProgressEvent
+
+
+class Terminal:
+    """Plain lines on stderr, rich bars when it is a terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False)
+        self.live: Any = None  # the rich Progress currently drawn, if any
+
+    @property
+    def interactive(self) -> bool:
+        return self.console.is_terminal
+
+    def line(self, text: str) -> None:
+        """One plain line on stderr (printed above a live progress bar when there is one)."""
+        if self.live is not None:
+            self.live.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+
+def one_line(error: BaseException) -> str:
+    """An error message on one line (never empty)."""
+    text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    return text or type(error).__name__
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:.0f} MB"
+
+
+def describe_losses(losses: dict[str, float]) -> str:
+    names = [name for name in ("style", "content", "total") if name in losses]
+    return "  ".join(f"{name} {losses[name]:.3g}" for name in names)
+
+
+class ProgressView:
+    """A progress callback for every kind of event (impasto.progress).
+
+    ``download``: announced in one line, then a byte bar (or a line per tenth); ``step``: a bar
+    with the stage, the count, the time left and the losses (or a line per stage and per
+    tenth); ``item``: a line per finished or skipped input when ``items`` is set. ``quiet``:
+    notices only. Use it as a context manager so bars are stopped on errors too.
+    """
+
+    def __init__(self, terminal: Terminal, quiet: bool = False, items: bool = False) -> None:
+        self.terminal, self.quiet, self.items = terminal, quiet, items
+        self.bar: Any = None
+        self.bar_kind = ""
+        self.task: Any = None
+        self.stage: str | None = None
+        self.tenth = -1
+
+    def __enter__(self) -> ProgressView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.terminal.live = None
+        self.bar, self.bar_kind, self.task = None, "", None
+
+    def __call__(self, event: ProgressEvent) -> bool | None:
+        handler = getattr(self, f"on_{event.kind}")
+        handler(event)
+        return None
+
+    # ------------------------------------------------------------------ each kind
+
+    def on_download(self, event: ProgressEvent) -> None:
+        from .. import weights
+
+        if self.bar_kind != "download" and event.step == 0:
+            self.close()
+            self.terminal.line(
+                f"downloading {event.stage} weights ({megabytes(event.total)}) from "
+                f"{event.item} into {weights.weights_dir()}"
+            )
+            self.tenth = 0
+            if self.terminal.interactive and not self.quiet:
+                from rich.progress import (
+                    BarColumn,
+                    DownloadColumn,
+                    TextColumn,
+                    TimeRemainingColumn,
+                    TransferSpeedColumn,
+                )
+
+                self._start(
+                    "download",
+                    TextColumn(event.stage),
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    TimeRemainingColumn(),
+                )
+                self.task = self.bar.add_task(event.stage, total=event.total)
+            else:
+                self.bar_kind = "download"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=event.step, total=event.total)
+        elif not self.quiet and event.total and event.step * 10 // event.total > self.tenth:
+            self.tenth = event.step * 10 // event.total
+            self.terminal.line(f"  {event.step * 100 // event.total}% of {megabytes(event.total)}")
+        if event.total and event.step >= event.total:
+            self.close()
+
+    def on_step(self, event: ProgressEvent) -> None:
+        if self.quiet:
+            return
+        losses = describe_losses(event.losses)
+        if not self.terminal.interactive:
+            # Not a terminal (a log file, CI): a line per stage and per tenth of the job.
+            tenth = event.step * 10 // max(1, event.total)
+            if event.stage != self.stage or tenth > self.tenth:
+                self.stage, self.tenth = event.stage, tenth
+                self.terminal.line(f"{event.stage}: step {event.step}/{event.total}  {losses}")
+            return
+        if self.bar_kind != "step":
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+            self.close()
+            self._start(
+                "step",
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[losses]}"),
+            )
+            self.task = self.bar.add_task(event.stage, total=event.total, losses="")
+        self.bar.update(
+            self.task,
+            completed=event.step,
+            total=event.total,
+            description=event.stage,
+            losses=losses,
+        )
+
+    def on_item(self, event: ProgressEvent) -> None:
+        if self.quiet or not self.items:
+            return
+        if event.skipped:
+            self.terminal.line(
+                f"[{event.step}/{event.total}] skipped {event.item}: {event.skipped}"
+            )
+        elif event.item:
+            self.terminal.line(f"[{event.step}/{event.total}] {event.item}")
+        elif event.total and (event.step * 10 // event.total > self.tenth or event.step == 1):
+            self.tenth = event.step * 10 // event.total
+            self.terminal.line(f"{event.stage}: {event.step}/{event.total}")
+
+    def on_stage(self, event: ProgressEvent) -> None:
+        pass  # a step bar names its stage; a stage alone is too short-lived to show
+
+    def on_done(self, event: ProgressEvent) -> None:
+        self.close()
+
+    def _start(self, kind: str, *columns: Any) -> None:
+        from rich.progress import Progress
+
+        self.bar = Progress(*columns, console=self.terminal.console)
+        self.bar.start()
+        self.bar_kind = kind
+        self.terminal.live = self.bar
+
+
+def print_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    footer: Sequence[str] = (),
+    fixed: Sequence[int] = (),
+    right: Sequence[int] = (),
+) -> None:
+    """A table on stdout: drawn by rich on a terminal (columns in ``fixed`` are never cut,
+    those in ``right`` right-aligned), else plain aligned columns with the last one free, so
+    scripts can read it. ``footer``: lines after the table."""
+    from rich.console import Console
+
+    console = Console()
+    if console.is_terminal:
+        from rich.table import Table
+
+        table = Table()
+        for index, title in enumerate(header):
+            no_wrap = index in fixed
+            table.add_column(
+                title,
+                no_wrap=no_wrap,
+                overflow="fold",
+                min_width=len(title) if no_wrap else None,
+                justify="right" if index in right else "left",
+            )
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        for line in footer:
+            console.print(line, markup=False, highlight=False)
+        return
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
+    for line in footer:
+        print(line)

@@ -1,0 +1,125 @@
+"""Contact sheets: labelled thumbnails on a grid, drawn with Pillow, returned as an image tensor.
+
+Layout, for ``count`` cells of ``cell`` pixels on ``columns`` columns (default: up to 4):
+
+- each cell is a ``cell`` x ``cell`` square holding the thumbnail, scaled (Lanczos) so its
+  long side is ``cell``, centred across and bottom-aligned, so every label sits right under
+  its picture;
+- under it, ``LABEL_LINES`` lines of ``LINE_HEIGHT`` pixels of black label text in Pillow's
+  default font, each label wrapped to the cell's width; when a cell's labels take more lines,
+  the first ``LABEL_LINES - 2`` and the last two are kept (in a comparison the last ones are
+  the time and the scores, the ones that matter when a long setting is cut);
+- ``PADDING`` pixels around and between the cells, on a white background.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import InputError
+from .encode import to_pil
+
+__all__ = ["LABEL_LINES", "LINE_HEIGHT", "MIN_CELL", "PADDING", "draw_sheet", "sheet_size"]
+
+LINE_HEIGHT = 12
+"""Height of one label line in pixels."""
+
+LABEL_LINES = 4
+"""Label lines under each thumbnail."""
+
+PADDING = 4
+"""Pixels around and between the cells, and between a thumbnail and its label."""
+
+MIN_CELL = 16
+"""Smallest cell in pixels: narrower cells leave no room for label text."""
+
+_DEFAULT_COLUMNS = 4
+
+
+def sheet_size(count: int, cell: int = 256, columns: int | None = None) -> tuple[int, int]:
+    """(width, height) in pixels of a contact sheet with ``count`` cells."""
+    columns = _check_layout(count, cell, columns)
+    grid_rows = math.ceil(count / columns)
+    return columns * (cell + PADDING) + PADDING, grid_rows * _block_height(cell) + PADDING
+
+
+def draw_sheet(
+    cells: Sequence[tuple[torch.Tensor, Sequence[str]]],
+    cell: int = 256,
+    columns: int | None = None,
+) -> torch.Tensor:
+    """Draw a grid of labelled thumbnails; return it as float32 (1, 3, H, W) in [0, 1].
+
+    cells: ``(image, lines)`` pairs in reading order; image: (1, 3, H, W) or (3, H, W) in
+    [0, 1]; lines: the label strings under it (each wrapped to the cell's width).
+    cell: the long side of each thumbnail in pixels (at least MIN_CELL).
+    columns: cells per row; None means up to 4. The sheet is ``sheet_size(len(cells), cell,
+    columns)`` (width, height) pixels.
+    """
+    for _image, lines in cells:
+        if isinstance(lines, str):
+            raise TypeError(f"a cell's lines must be a list of strings, got the string {lines!r}")
+    columns = _check_layout(len(cells), cell, columns)
+    width, height = sheet_size(len(cells), cell, columns)
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    block = _block_height(cell)
+    for index, (image, texts) in enumerate(cells):
+        left = PADDING + (index % columns) * (cell + PADDING)
+        top = PADDING + (index // columns) * block
+        picture = to_pil(image)
+        scale = cell / max(picture.size)
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        thumb = picture.resize(size, Image.Resampling.LANCZOS)
+        # Bottom-aligned in its square, so the label sits right under every picture.
+        sheet.paste(thumb, (left + (cell - size[0]) // 2, top + cell - size[1]))
+        lines = [line for text in texts for line in _wrap(draw, text, font, cell)]
+        if len(lines) > LABEL_LINES:  # keep the last two (time and scores); shorten the rest
+            lines = lines[: LABEL_LINES - 2] + lines[-2:]
+        for number, line in enumerate(lines):
+            position = (left, top + cell + PADDING + number * LINE_HEIGHT)
+            draw.text(position, line, fill="black", font=font)
+    pixels = np.asarray(sheet, dtype=np.float32) / 255.0
+    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def _check_layout(count: int, cell: int, columns: int | None) -> int:
+    """The number of columns; InputError for a cell or column count out of range."""
+    if count < 1:
+        raise ValueError(f"a contact sheet needs at least one cell, got {count}")
+    if isinstance(cell, bool) or not isinstance(cell, int) or cell < MIN_CELL:
+        raise InputError(f"cell must be a whole number of at least {MIN_CELL} pixels, got {cell!r}")
+    if columns is None:
+        return min(count, _DEFAULT_COLUMNS)
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise InputError(f"columns must be a whole number of at least 1, got {columns!r}")
+    return columns
+
+
+def _block_height(cell: int) -> int:
+    """Height of one grid row: the thumbnail square, its label lines and the padding."""
+    return cell + LINE_HEIGHT * LABEL_LINES + 2 * PADDING
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
+    """Break ``text`` into lines at most ``width`` pixels wide, character by character.
+
+    A line holds at least one character; a space where a line breaks is dropped.
+    """
+    lines: list[str] = []
+    current = ""
+    for char in text:
+        if draw.textlength(current + char, font=font) > width and current:
+            lines.append(current)
+            current = char.lstrip()
+        else:
+            current += char
+    if current:
+        lines.append(current)
+    return lines

@@ -1,0 +1,122 @@
+"""What every method implements: the protocol behind the method table (methods/registry.py).
+
+A method file defines one ``Method`` subclass and exposes an instance as ``METHOD``:
+
+- ``config_class``: a dataclass of ``impasto.config.option`` fields. The CLI flags of
+  ``impasto stylize --method NAME``, the keywords of ``impasto.stylize(method=NAME, ...)`` and
+  the keys of ``impasto compare`` settings are all built from it; ``check`` adds the checks
+  that need more than one field or the number of style images.
+- ``prepare(config, styles, ...)``: the slow part done once (weights loaded and placed on the
+  device, style statistics computed), returning a ``Prepared`` that ``run``s on many images.
+- optionally training (``train_config_class``, ``train``) and export (``export``).
+
+Everything around a method (resolving ``auto`` backbones, fetching weights with progress,
+loading and saving files, batching folders, alpha, timing) is done once, for every method, by
+impasto.pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import InputError
+from ..progress import ProgressCallback
+
+Notify = Callable[[str], None]
+
+
+@dataclass
+class StyleResult:
+    """What every method returns.
+
+    ``image``: (B, 3, H, W) float32 in [0, 1] on the CPU (B = 1 from ``impasto.stylize``);
+    ``alpha``: the content's alpha resized to the output, or None; ``backbone``: the feature
+    network used (or the loss network a model was trained with); ``history``: the losses of
+    every step, for methods that optimise; ``details``: method-specific facts (scale sizes,
+    model path, ...), JSON-serialisable.
+    """
+
+    image: torch.Tensor
+    alpha: torch.Tensor | None = None
+    method: str = ""
+    seconds: float = 0.0
+    backbone: str = ""
+    device: str = ""
+    history: list[dict[str, float]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Prepared(ABC):
+    """A method ready to run on many images: weights loaded, style statistics computed.
+
+    ``max_batch``: how many same-size images ``run`` takes at once (1: one at a time).
+    """
+
+    method: str = ""
+    backbone: str = ""
+    device: str = "cpu"
+    max_batch: int = 1
+
+    def summary(self) -> str:
+        """What runs where, for one line of a front end: "vgg19 on cuda"."""
+        return f"{self.backbone} on {self.device}" if self.backbone else f"on {self.device}"
+
+    @abstractmethod
+    def run(self, content: torch.Tensor, progress: ProgressCallback | None = None) -> StyleResult:
+        """Stylise ``content`` (B, 3, H, W) in [0, 1], B <= ``max_batch``; raise Cancelled when
+        ``progress`` returns False."""
+
+
+class Method(ABC):
+    """One style-transfer method (see the module docstring)."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    train_config_class: ClassVar[type | None] = None
+    training_inputs: ClassVar[tuple[str, ...]] = ()  # e.g. ("style", "data") for `train KIND`
+    export_formats: ClassVar[tuple[str, ...]] = ()
+    compare_options: ClassVar[dict[str, Any]] = {}  # a method's own row in `impasto compare`
+
+    def check(self, config: Any, style_count: int | None) -> None:
+        """Checks beyond each field's own (``impasto.config.validate_config`` runs first);
+        ``style_count``: how many style images come with it (None: not known yet)."""
+        return None
+
+    @abstractmethod
+    def prepare(
+        self,
+        config: Any,
+        styles: Sequence[torch.Tensor],
+        *,
+        backbone: Any = None,
+        notify: Notify | None = None,
+    ) -> Prepared:
+        """Load and place what ``config`` asks for; ``styles``: (1, 3, H, W) images in [0, 1];
+        ``backbone``: the loaded feature network when the config has a ``backbone`` field."""
+
+    def train(
+        self,
+        config: Any,
+        *,
+        style: torch.Tensor | None,
+        data: Any,
+        folder: Path,
+        resume: bool,
+        backbone: Any,
+        info: dict[str, Any],
+        progress: ProgressCallback | None,
+        notify: Notify | None,
+    ) -> Any:
+        """Train a model into ``folder`` (methods with a ``train_config_class``)."""
+        raise InputError(f"method '{self.name}' does not train")
+
+    def export(self, model: str | os.PathLike, path: Path, format: str, opset: int) -> Path:
+        """Write ``model`` in ``format`` (one of ``export_formats``) to ``path``."""
+        raise InputError(f"method '{self.name}' has nothing to export")

@@ -1,0 +1,95 @@
+"""The method table: the single seam every front end reads (the API, the CLI's flags and
+commands, compare, recommend, train, export, and later video and the studio).
+
+Adding a method is its file under ``impasto/methods/`` (a ``Method`` subclass exposed as
+``METHOD``, see methods/base.py) plus one row here. Rows are plain data: nothing is imported
+until a method is used, so ``import impasto`` imports no method and no optional dependency.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """One row: a method's name, where it lives, what it takes and what it needs."""
+
+    name: str
+    module: str  # the file under impasto/methods/ that defines METHOD
+    summary: str
+    takes_styles: bool  # one or more style images (else the style is in a model)
+    takes_model: bool = False  # a trained model (--model)
+    trains: bool = False  # `impasto train NAME` exists
+    exports: bool = False  # `impasto export` writes its models
+    extra: str | None = None  # pip extra it needs: pip install 'impasto[EXTRA]'
+    requires: tuple[str, ...] = ()  # modules that extra provides (found without importing)
+
+
+METHODS: dict[str, MethodEntry] = {
+    entry.name: entry
+    for entry in (
+        MethodEntry(
+            "gatys",
+            "gatys",
+            "optimisation (Gatys et al. 2016): the best single result, seconds to minutes",
+            takes_styles=True,
+        ),
+        MethodEntry(
+            "fast",
+            "fast",
+            "feed-forward network trained once per style (Johnson et al. 2016): real time",
+            takes_styles=False,
+            takes_model=True,
+            trains=True,
+            exports=True,
+        ),
+    )
+}
+METHOD_CHOICES: tuple[str, ...] = tuple(METHODS)
+
+
+def entry(name: str) -> MethodEntry:
+    """The row of ``name``; InputError naming the choices for an unknown one."""
+    if name not in METHODS:
+        raise InputError(f"unknown method '{name}'; choose from: {', '.join(METHOD_CHOICES)}")
+    return METHODS[name]
+
+
+def missing_requirement(name: str) -> str | None:
+    """Why ``name`` cannot run here (its extra is not installed, with the install command), or
+    None when it can. Looks for the modules without importing them."""
+    row = entry(name)
+    missing = [module for module in row.requires if importlib.util.find_spec(module) is None]
+    if not missing:
+        return None
+    return f"needs {', '.join(missing)}: pip install 'impasto[{row.extra}]'"
+
+
+def available_methods() -> tuple[str, ...]:
+    """The methods that can run here (their extras installed)."""
+    return tuple(name for name in METHODS if missing_requirement(name) is None)
+
+
+def load_method(name: str):
+    """The ``Method`` object of ``name`` (imports its file); InputError when unknown or when its
+    optional extra is missing."""
+    row = entry(name)
+    problem = missing_requirement(name)
+    if problem is not None:
+        raise InputError(f"method '{name}' {problem}")
+    return importlib.import_module(f"{__package__}.{row.module}").METHOD
+
+
+def training_kinds() -> tuple[str, ...]:
+    """The kinds of ``impasto train KIND``: methods that train."""
+    return tuple(name for name, row in METHODS.items() if row.trains)
+
+
+def exporting_methods() -> tuple[str, ...]:
+    """Methods whose models ``impasto export`` writes."""
+    return tuple(name for name, row in METHODS.items() if row.exports)

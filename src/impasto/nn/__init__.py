@@ -1,0 +1,1 @@
+"""Reusable network layers (norms, padding kernels, building blocks of image networks)."""

@@ -1,0 +1,172 @@
+"""The one training core for every method that trains a network (fast style networks today,
+decoders tomorrow): checkpoints, bit-for-bit resume, the run's fingerprint, the step loop, and
+stopping cleanly on Ctrl-C or SIGTERM.
+
+Bit-for-bit resume rests on three things: batches are a pure function of (seed, step)
+(impasto.photos), the network starts from the seed, and a checkpoint holds the weights, the
+optimiser state and the step. A resumed run then repeats an uninterrupted one exactly (on the
+same device and software). The fingerprint (settings that shape the run, the style's sha256, a
+description of the data) must match for a resume to be allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import Cancelled, InputError
+from .files import atomic_path
+from .progress import ProgressCallback, ProgressEvent, report
+
+CHECKPOINT = Path("training") / "checkpoint.pt"
+PREVIEWS = Path("training") / "previews"
+
+
+def fingerprint(config: Any, resumable: tuple[str, ...], **identity: Any) -> dict[str, Any]:
+    """What makes a run this run: the config's fields except ``resumable`` ones (which may
+    change between an interrupted run and its resumption), plus ``identity`` (style hash, data).
+    """
+    kept = {key: value for key, value in asdict(config).items() if key not in resumable}
+    return {"config": kept, **identity}
+
+
+def read_checkpoint(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The training checkpoint in a model folder (loaded with weights_only=True), or None."""
+    path = Path(folder) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise InputError(f"training checkpoint {path} is unreadable ({error})") from error
+
+
+def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to the folder's checkpoint atomically (never a half-written file)."""
+    path = folder / CHECKPOINT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as partial:
+        torch.save(state, partial)
+
+
+def to_cpu(value: Any) -> Any:
+    """``value`` with every tensor inside (dicts, lists, tuples) detached and on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(to_cpu(item) for item in value)
+    return value
+
+
+def checkpoint_to_resume(folder: Path, run: dict[str, Any], resume: bool) -> dict | None:
+    """The checkpoint to continue from (None: start afresh), after the checks that keep runs
+    from being overwritten or mixed: without ``resume`` an existing checkpoint is an error;
+    with it, the checkpoint must exist and its fingerprint must equal ``run``."""
+    checkpoint = read_checkpoint(folder)
+    if checkpoint is not None and not resume:
+        raise InputError(
+            f"{folder} already holds a training checkpoint (step {int(checkpoint['step'])}); "
+            "pass --resume to continue it, or choose another folder"
+        )
+    if resume and checkpoint is None:
+        raise InputError(f"nothing to resume: {folder / CHECKPOINT} does not exist")
+    if checkpoint is not None:
+        saved = json.loads(checkpoint["fingerprint"])
+        if saved != json.loads(json.dumps(run)):
+            changed = sorted(
+                key
+                for key in set(saved["config"]) | set(run["config"])
+                if saved["config"].get(key) != run["config"].get(key)
+            )
+            what = ", ".join(changed) or "the style image or the training photos"
+            raise InputError(f"cannot resume {folder}: different {what} than the interrupted run")
+    return checkpoint
+
+
+def run_steps(
+    start: int,
+    steps: int,
+    train_step: Callable[[int], dict[str, float]],
+    save: Callable[[int, dict[str, float] | None], None],
+    *,
+    checkpoint_every: int,
+    preview_every: int = 0,
+    preview: Callable[[int], torch.Tensor] | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[dict[str, float]]:
+    """The step loop: ``train_step(step)`` (0-based) returns the losses of one optimiser step;
+    ``save(step, last_losses)`` writes a checkpoint at every ``checkpoint_every`` steps and at
+    the end; ``preview(step)`` makes a preview every ``preview_every`` steps. A cancel from
+    ``progress`` saves a checkpoint at the finished step (a step boundary, so a resume repeats
+    the run exactly) and raises Cancelled. Returns the losses of every step run here.
+    """
+    history: list[dict[str, float]] = []
+    step = start
+    try:
+        while step < steps:
+            values = train_step(step)
+            step += 1
+            history.append(values)
+            image = None
+            if (
+                preview is not None
+                and preview_every
+                and (step % preview_every == 0 or step == steps)
+            ):
+                image = preview(step)
+            if step % checkpoint_every == 0 or step == steps:
+                save(step, values)
+            report(progress, ProgressEvent("training", step, steps, values, image))
+    except Cancelled:
+        save(step, history[-1] if history else None)
+        raise
+    return history
+
+
+class StopOnSignals:
+    """Within ``with``: the first Ctrl-C (SIGINT) or SIGTERM asks the run to stop at the next
+    step boundary (``wrap``'s callback then returns False, so the loop saves a checkpoint and
+    raises Cancelled); a second signal raises KeyboardInterrupt at once. ``signal`` says which
+    signal asked first (None: none). For front ends; the library never installs handlers
+    itself. Must be entered in the main thread.
+    """
+
+    def __init__(self, notify: Callable[[str], None] | None = None) -> None:
+        self.notify = notify
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._request)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _request(self, signum: int, frame: object) -> None:
+        if self.signal is not None:  # a second signal: stop now, from the last checkpoint
+            raise KeyboardInterrupt
+        self.signal = signum
+        if self.notify is not None:
+            again = "Ctrl-C again" if signum == signal.SIGINT else "another signal"
+            self.notify(f"stopping after this step ({again} to stop at once)...")
+
+    def wrap(self, progress: ProgressCallback | None) -> ProgressCallback:
+        """``progress`` that also returns False once a stop was asked for."""
+
+        def callback(event: ProgressEvent) -> bool:
+            answer = progress(event) if progress is not None else None
+            return answer is not False and self.signal is None
+
+        return callback
