@@ -140,6 +140,26 @@ def test_cli_compare_writes_sheet_and_json(pics, tmp_path, capsys):
     assert f"wrote {sheet}" in err
 
 
+def test_cli_compare_without_settings_runs_every_method_of_the_table(pics, tmp_path, capsys):
+    from impasto.methods.registry import METHODS
+
+    sheet, report = tmp_path / "sheet.png", tmp_path / "scores.json"
+    code = cli.main(
+        ["compare", str(pics["content"]), str(pics["style"]), "--grid-out", str(sheet),
+         "--json", str(report), "--backbone", "tiny", "--size", "40", "--steps", "2"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    entries = json.loads(report.read_text())
+    methods = [entry["options"].get("method", "gatys") for entry in entries]
+    assert methods == list(METHODS)  # one column per row of the table, in its order
+    fast = entries[methods.index("fast")]
+    assert fast["options"]["model"] == "vangogh-bedroom" and fast["label"].startswith("method=fast")
+    assert all(entry["width"] == 40 for entry in entries)  # --size reached every method
+    with Image.open(sheet) as image:
+        assert image.size == sheet_size(2 + len(METHODS), 256)
+
+
 @pytest.mark.parametrize(
     "extra",
     [
