@@ -204,6 +204,20 @@ def test_parse_a_fast_setting():
         parse_setting("model=m")  # model= belongs to method=fast
 
 
+def test_a_result_made_without_a_backbone_is_scored_too(pics, tmp_path):
+    # A method that uses no feature network (or a model without that metadata) reports "".
+    from impasto.methods import fast
+    from impasto.model_folder import save_model_folder
+
+    config = fast.NetworkConfig(channels=4, residual_blocks=1)
+    folder = save_model_folder(tmp_path / "m", "fast", {"channels": 4, "residual_blocks": 1},
+                               fast.TransformNet(config).state_dict(), {})  # fmt: skip
+    result = compare(pics["content"], pics["style"], [f"method=fast,model={folder}"], FAST)
+    (row,) = result.rows
+    assert row.backbone == "" and row.metrics_backbone == "efficientnet-lite2"
+    assert {"ssim", "style_ratio", "color_distance"} <= set(row.metrics)
+
+
 def test_compare_gatys_and_a_fast_model_side_by_side(pics, tmp_path):
     from impasto.methods import fast
     from impasto.model_folder import save_model_folder

@@ -221,9 +221,11 @@ class ComparisonResult:
 
 
 def _score(image, content, style, made_with: str, metrics_backbone: Any, cache: dict):
-    """The key metrics; style_ratio is skipped (noted in ``unavailable``) without weights."""
+    """The key metrics; style_ratio is skipped (noted in ``unavailable``) without weights.
+    ``made_with``: the backbone that made ``image`` ("" for a method that uses none)."""
     from . import metrics
 
+    made_with = made_with or None
     try:
         network = metrics_backbone
         if isinstance(network, str):
