@@ -48,6 +48,12 @@ METHODS: dict[str, MethodEntry] = {
             trains=True,
             exports=True,
         ),
+        MethodEntry(
+            "color",
+            "color",
+            "colour only: the photo keeps every detail and takes the painting's palette",
+            takes_styles=True,
+        ),
     )
 }
 METHOD_CHOICES: tuple[str, ...] = tuple(METHODS)
