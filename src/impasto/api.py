@@ -15,7 +15,7 @@ import torch
 from . import pipeline
 from .images import LoadedImage
 from .methods.base import StyleResult
-from .methods.registry import METHOD_CHOICES, entry
+from .methods.registry import DEFAULT_METHOD, METHOD_CHOICES, entry
 
 __all__ = ["METHOD_CHOICES", "stylize"]
 
@@ -26,7 +26,7 @@ def stylize(
     content: ImageLike,
     styles: ImageLike | Sequence[ImageLike] | None = None,
     *,
-    method: str = "gatys",
+    method: str = DEFAULT_METHOD,
     progress=None,
     notify=None,
     max_pixels: int | None = None,

@@ -35,7 +35,13 @@ import torch
 from .errors import InputError, WeightsError
 from .files import atomic_write
 from .images import draw_sheet
-from .methods.registry import METHOD_CHOICES, available_methods, entry, load_method
+from .methods.registry import (
+    DEFAULT_METHOD,
+    METHOD_CHOICES,
+    available_methods,
+    entry,
+    load_method,
+)
 from .progress import ProgressCallback
 
 KEY_METRICS: tuple[str, ...] = ("ssim", "style_ratio", "color_distance")
@@ -62,7 +68,7 @@ def _method_of(text: str) -> str:
                     f"{', '.join(METHOD_CHOICES)}"
                 )
             return value.strip()
-    return "gatys"
+    return DEFAULT_METHOD
 
 
 def _field_type(annotation: Any) -> tuple[type | None, bool]:
@@ -141,7 +147,7 @@ def parse_setting(text: str) -> dict[str, Any]:
         make_config(method, options, _style_count(method))
     except InputError as error:
         raise InputError(f"setting {text!r}: {error}") from None
-    return {"method": method, **options} if method != "gatys" else options
+    return {"method": method, **options} if method != DEFAULT_METHOD else options
 
 
 def _style_count(method: str) -> int:
@@ -277,7 +283,7 @@ def compare(
     plans = []
     for label, options in parsed:
         options = dict(options)
-        method = options.pop("method", "gatys")
+        method = options.pop("method", DEFAULT_METHOD)
         shared = {k: v for k, v in base.items() if k in _fields(method)}
         try:
             config = make_config(method, {**shared, **options}, _style_count(method))
@@ -297,7 +303,7 @@ def compare(
                         metrics_backbone, networks)  # fmt: skip
         row = ComparisonRow(
             label=label,
-            options={"method": method, **options} if method != "gatys" else options,
+            options={"method": method, **options} if method != DEFAULT_METHOD else options,
             seconds=float(result.seconds),
             metrics=dict(report.metrics),
             image=result.image,

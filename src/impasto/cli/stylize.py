@@ -13,12 +13,10 @@ from pathlib import Path
 
 from .. import batch, images, pipeline
 from ..errors import InputError
-from ..methods.registry import METHOD_CHOICES, entry, load_method
+from ..methods.registry import DEFAULT_METHOD, METHOD_CHOICES, entry, load_method
 from ..progress import ProgressEvent
 from .args import add_config_flags, given_options, option_value, positive_int
 from .terminal import ProgressView, Terminal
-
-DEFAULT_METHOD = "gatys"
 
 
 def explain(argv: Sequence[str], message: str) -> str | None:

@@ -53,6 +53,22 @@ class StyleResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def style_weights(style_blend: Sequence[float] | None, count: int) -> list[float]:
+    """The weights of ``count`` style images (``--style-blend``), normalised to sum to 1; equal
+    when ``style_blend`` is None. For every method that blends several styles."""
+    if style_blend is None:
+        return [1.0 / count] * count
+    if len(style_blend) != count:
+        raise InputError(
+            f"--style-blend has {len(style_blend)} weight(s) for {count} style image(s); give "
+            "one weight per style image"
+        )
+    if any(w < 0 for w in style_blend) or sum(style_blend) <= 0:
+        raise InputError("--style-blend weights must be >= 0 with a positive sum")
+    total = sum(style_blend)
+    return [w / total for w in style_blend]
+
+
 class Prepared(ABC):
     """A method ready to run on many images: weights loaded, style statistics computed.
 

@@ -37,10 +37,9 @@ from dataclasses import dataclass
 import torch
 
 from ..config import option
-from ..errors import InputError
 from ..images import resize_long_side
 from ..progress import ProgressCallback
-from .base import Method, Prepared, StyleResult
+from .base import Method, Prepared, StyleResult, style_weights
 
 SPACE_CHOICES: tuple[str, ...] = ("lab", "rgb", "yiq")
 MODE_CHOICES: tuple[str, ...] = ("histogram", "meancov")
@@ -218,19 +217,6 @@ def transfer(content: torch.Tensor, palette: Palette, config: ColorConfig) -> to
 # --------------------------------------------------------------------------- the method
 
 
-def _blend(style_blend: Sequence[float] | None, count: int) -> list[float]:
-    if style_blend is None:
-        return [1.0 / count] * count
-    if len(style_blend) != count:
-        raise InputError(
-            f"--style-blend has {len(style_blend)} weight(s) for {count} style image(s); give "
-            "one weight per style image"
-        )
-    if any(weight < 0 for weight in style_blend) or sum(style_blend) <= 0:
-        raise InputError("--style-blend weights must be >= 0 with a positive sum")
-    return [weight / sum(style_blend) for weight in style_blend]
-
-
 class ColorMethod(Method):
     """The method table's ``color``: style images in, no network; batches of any images."""
 
@@ -239,12 +225,12 @@ class ColorMethod(Method):
 
     def check(self, config: ColorConfig, style_count: int | None) -> None:
         if style_count:
-            _blend(config.style_blend, style_count)
+            style_weights(config.style_blend, style_count)
 
     def prepare(
         self, config: ColorConfig, styles: Sequence[torch.Tensor], *, backbone=None, notify=None
     ) -> ColorRunner:
-        weights = _blend(config.style_blend, len(styles))
+        weights = style_weights(config.style_blend, len(styles))
         return ColorRunner(config, palette_of([s.cpu() for s in styles], weights, config.space))
 
 

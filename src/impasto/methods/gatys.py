@@ -46,7 +46,7 @@ from ..devices import (
 from ..errors import InputError
 from ..images import resize_long_side
 from ..progress import ProgressCallback, ProgressEvent, report
-from .base import Method, Prepared, StyleResult
+from .base import Method, Prepared, StyleResult, style_weights
 
 OPTIMIZER_CHOICES = ("lbfgs", "adam")
 INIT_CHOICES = ("content", "noise")
@@ -113,21 +113,6 @@ def scale_sizes(size: int, scales: int | None = None) -> list[int]:
     return sizes
 
 
-def blend_weights(style_blend: Sequence[float] | None, count: int) -> list[float]:
-    """The style images' weights, normalised to sum to 1 (equal when ``style_blend`` is None)."""
-    if style_blend is None:
-        return [1.0 / count] * count
-    if len(style_blend) != count:
-        raise InputError(
-            f"--style-blend has {len(style_blend)} weight(s) for {count} style image(s); give "
-            "one weight per style image"
-        )
-    if any(w < 0 for w in style_blend) or sum(style_blend) <= 0:
-        raise InputError("--style-blend weights must be >= 0 with a positive sum")
-    total = sum(style_blend)
-    return [w / total for w in style_blend]
-
-
 class Objective:
     """The perceptual loss (impasto.losses.perceptual_loss) at one scale, targets precomputed."""
 
@@ -179,7 +164,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     for image in (content, *styles):
         if image.ndim != 4 or image.shape[:2] != (1, 3):
             raise InputError(f"images must be (1, 3, H, W) tensors, got {tuple(image.shape)}")
-    blend = blend_weights(config.style_blend, len(styles))
+    blend = style_weights(config.style_blend, len(styles))
     device = resolve_device(config.device)
     configure_for_speed(device)
     started = time.perf_counter()
@@ -274,7 +259,7 @@ class GatysMethod(Method):
 
     def check(self, config: GatysConfig, style_count: int | None) -> None:
         if style_count:
-            blend_weights(config.style_blend, style_count)
+            style_weights(config.style_blend, style_count)
         if config.weights is not None:
             path = Path(config.weights).expanduser()
             if not path.is_file():

@@ -57,6 +57,8 @@ METHODS: dict[str, MethodEntry] = {
     )
 }
 METHOD_CHOICES: tuple[str, ...] = tuple(METHODS)
+DEFAULT_METHOD = "gatys"
+"""What ``impasto.stylize``, ``impasto stylize`` and a compare setting without ``method=`` run."""
 
 
 def entry(name: str) -> MethodEntry:
