@@ -90,16 +90,18 @@ def test_the_loop_check_sees_imports_inside_functions_and_finds_loops():
     assert find_loop({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
-def test_the_cli_uses_only_public_names():
+@pytest.mark.parametrize("folder", ["cli", "."])
+def test_no_module_uses_another_modules_private_names(folder):
+    # The CLI (the rule) and, beyond it, every module of the package.
     offences = []
-    for path in sorted((PACKAGE / "cli").glob("*.py")):
+    for path in sorted((PACKAGE / folder).rglob("*.py")):
         tree = ast.parse(path.read_text())
         modules = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 for alias in node.names:
                     if alias.name.startswith("_") and not alias.name.startswith("__"):
-                        offences.append(f"{path.name}: imports {alias.name}")
+                        offences.append(f"{path.relative_to(PACKAGE)}: imports {alias.name}")
                     modules.add(alias.asname or alias.name)
             elif isinstance(node, ast.Import):
                 modules |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
@@ -111,7 +113,7 @@ def test_the_cli_uses_only_public_names():
                 and node.attr.startswith("_")
                 and not node.attr.startswith("__")
             ):
-                offences.append(f"{path.name}: {node.value.id}.{node.attr}")
+                offences.append(f"{path.relative_to(PACKAGE)}: {node.value.id}.{node.attr}")
     assert not offences, offences
 
 
