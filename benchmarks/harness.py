@@ -1,28 +1,28 @@
 #!/usr/bin/env python
 """Benchmark harness for every stylisation method: speed, peak memory and quality, one table.
 
-For each (method, content/style pair, size, device) it runs the method once through its entry in
-``METHOD_RUNNERS`` and records wall-clock seconds, peak memory and quality metrics (``ssim``,
-``style_ratio``, ``color_distance`` from ``impasto.metrics.evaluate``). Speed is reported as a
-ratio against a reference measured in the same run (see ``REFERENCE_DEFINITION``), because
-absolute timings on a shared machine are noisy.
+The methods are those of impasto's method table (``impasto.methods.registry``): every one that
+can run here, or those named by ``--methods``. For each (method, content/style pair, size,
+device) it runs the method once through ``impasto.stylize`` with options derived from the
+method's config fields (``method_options``) and records wall-clock seconds, peak memory and
+quality metrics (``ssim``, ``style_ratio``, ``color_distance`` from ``impasto.metrics.evaluate``).
+Speed is reported as a ratio against a reference measured in the same run (see
+``REFERENCE_DEFINITION``), because absolute timings on a shared machine are noisy.
 
 Prints one JSON document on stdout (progress notes go to stderr); ``--markdown FILE`` also writes
-a Markdown table. Runs on the CPU and on CUDA unchanged. Adding a method = one row in
-``METHOD_RUNNERS``. See benchmarks/README.md.
+a Markdown table. Runs on the CPU and on CUDA unchanged. A method added to impasto's table is
+benchmarked without editing this file. See benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import importlib
-import os
-import platform
 import resource
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,14 +31,19 @@ import torch
 import impasto
 from impasto.errors import WeightsError
 from impasto.images import load_image
+from impasto.methods.base import StyleResult
+from impasto.methods.registry import METHODS, available_methods, load_method, missing_requirement
 from impasto.metrics import evaluate
 
-# The sibling benchmarks/report.py, also when this file is loaded by path (tests do).
+# The sibling modules benchmarks/report.py and harness_report.py, also when this file is loaded
+# by path (tests do).
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness_report import METRIC_NAMES, machine_info, to_markdown  # noqa: E402
 from report import to_json, write_atomic  # noqa: E402
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: methods from impasto's table; per-method options, ignored_options, ran_on
+REFERENCE_METHOD = "gatys"
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared/data/images"
 BUNDLED_ASSETS = Path(impasto.__file__).resolve().parent / "assets"
 BUNDLED_PAIR = ("washington_monument.jpg", "vangogh_bedroom_in_arles.jpg")
@@ -48,10 +53,10 @@ DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
     ("kodim23.png", "dore_adventure_with_the_windmills.jpg"),
     ("kodim04.png", "monet-charing_cross_bridge.jpg"),
 )
-METRIC_NAMES = ("ssim", "style_ratio", "color_distance")
+PIXEL_METRICS = ("ssim", "color_distance")  # need no feature network
 REFERENCE_DEFINITION = (
     "For each (pair, size, device): one plain Gatys run through impasto.stylize with the same "
-    "options as the measured runs except precision='fp32' and compile=False (fp32 eager, no "
+    "options as the measured Gatys runs except precision='fp32' and compile=False (fp32 eager, no "
     "autocast). impasto's global device settings still apply (on CUDA stylize turns TF32 and "
     "cudnn.benchmark on). ratio_vs_reference = reference_seconds / seconds (> 1: faster than "
     "the reference)."
@@ -60,8 +65,11 @@ SAME_AS_REFERENCE_NOTE = (
     "gatys with precision 'auto' on the CPU runs fp32 without compile, i.e. the reference "
     "configuration: its ratio only shows run-to-run noise (expected near 1)."
 )
-
-Runner = Callable[[torch.Tensor, torch.Tensor, int, str, dict], tuple[torch.Tensor, str]]
+NO_STYLE_IMAGE_NOTE = (
+    "takes no style image: its style is in its model; the metrics still compare the result "
+    "with the pair's style image."
+)
+NO_DEVICE_NOTE = "has no device option: it runs where it runs (see ran_on)."
 
 
 def note(message: str) -> None:
@@ -72,21 +80,29 @@ def note(message: str) -> None:
 # --------------------------------------------------------------------------- methods
 
 
-def run_gatys(
-    content: torch.Tensor, style: torch.Tensor, size: int, device: str, options: dict
-) -> tuple[torch.Tensor, str]:
-    """Gatys et al. (2016) through the public API; returns (image (1, 3, H, W), backbone name)."""
-    result = impasto.stylize(content, style, method="gatys", size=size, device=device, **options)
-    return result.image, result.backbone
+def method_options(method: str, size: int, device: str, options: dict) -> tuple[dict, list[str]]:
+    """The keywords of ``impasto.stylize`` for ``method``, and the harness options it has no
+    config field for.
+
+    The harness's ``size``, ``device`` and ``options`` (``steps``, ``backbone``, ``seed``,
+    ``precision``, ``compile``) are kept where the method's config dataclass has a field of that
+    name; then the method's own ``compare_options`` (what it needs to run at all, e.g. fast's
+    shipped model) are added, as ``impasto compare`` does.
+    """
+    method_object = load_method(method)
+    fields = {field.name for field in dataclasses.fields(method_object.config_class)}
+    offered = {"size": size, "device": device, **options}
+    derived = {name: value for name, value in offered.items() if name in fields}
+    derived |= dict(method_object.compare_options)
+    return derived, sorted(set(offered) - fields)
 
 
-METHOD_RUNNERS: dict[str, Runner] = {
-    "gatys": run_gatys,
-}
-"""Method name -> callable(content, style, size, device, options) -> (image, backbone name).
-
-``options`` holds ``steps``, ``backbone``, ``seed``, ``precision`` and ``compile``; a runner
-maps them onto its method's config (ignoring those it has no use for)."""
+def run_method(
+    method: str, content: torch.Tensor, style: torch.Tensor, options: dict
+) -> StyleResult:
+    """``method`` through the public API; the style image only for methods that take one."""
+    styles = style if METHODS[method].takes_styles else None
+    return impasto.stylize(content, styles, method=method, **options)
 
 
 def reference_options(options: dict) -> dict:
@@ -98,17 +114,23 @@ def same_as_reference(method: str, device: str, options: dict) -> bool:
     """Whether this measured run has exactly the reference's configuration."""
     precision = options.get("precision", "auto")
     fp32 = precision == "fp32" or (precision == "auto" and device == "cpu")
-    return method == "gatys" and fp32 and not options.get("compile", False)
+    return method == REFERENCE_METHOD and fp32 and not options.get("compile", False)
 
 
-def check_methods(names: list[str]) -> list[str]:
-    """Validate method names against ``METHOD_RUNNERS``; ValueError names the choices."""
-    unknown = [name for name in names if name not in METHOD_RUNNERS]
+def check_methods(names: list[str] | None) -> list[str]:
+    """Method names checked against impasto's method table (None: every method that can run
+    here); ValueError names the choices, or what a method that cannot run here needs."""
+    if names is None:
+        return list(available_methods())
+    unknown = [name for name in names if name not in METHODS]
     if unknown:
         raise ValueError(
             f"unknown method(s) {', '.join(repr(n) for n in unknown)}; "
-            f"choose from: {', '.join(METHOD_RUNNERS)}"
+            f"choose from: {', '.join(METHODS)}"
         )
+    missing = [f"{name} {missing_requirement(name)}" for name in names if missing_requirement(name)]
+    if missing:
+        raise ValueError(f"cannot run here: {'; '.join(missing)}")
     return list(dict.fromkeys(names))
 
 
@@ -167,20 +189,19 @@ def rss_mib() -> float:
 
 
 def timed_run(
-    runner: Runner,
+    method: str,
     content: torch.Tensor,
     style: torch.Tensor,
-    size: int,
     device: str,
     options: dict,
-) -> tuple[torch.Tensor, str, float, dict]:
-    """Run once; (image on the CPU, backbone name, seconds, peak memory entry)."""
+) -> tuple[torch.Tensor, StyleResult, float, dict]:
+    """Run once; (image on the CPU, the result, seconds, peak memory entry)."""
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     rss_before = rss_mib()
     started = time.perf_counter()
-    image, backbone = runner(content, style, size, device, options)
+    result = run_method(method, content, style, options)
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
@@ -195,18 +216,20 @@ def timed_run(
             "peak_kind": "process peak RSS growth (ru_maxrss after - before); 0 when an "
             "earlier run in this process already reached a higher peak",
         }
-    return image.detach().float().cpu(), backbone, seconds, memory
+    return result.image.detach().float().cpu(), result, seconds, memory
 
 
 def score(
     image: torch.Tensor,
     content: torch.Tensor,
     style: torch.Tensor,
-    made_with: str,
+    made_with: str | None,
     metric_backbone: str,
 ) -> dict:
     """ssim, style_ratio, color_distance; falls back to ``made_with`` when 'auto' finds no
-    pretrained network (the report then notes that the metrics flatter the method)."""
+    pretrained network (the report then notes that the metrics flatter the method), and to the
+    pixel metrics alone when the method used no network either.
+    ``made_with``: the backbone that made ``image`` (None for a method that uses none)."""
     try:
         report = evaluate(
             image, content, style, backbone=metric_backbone, made_with=made_with,
@@ -215,9 +238,14 @@ def score(
     except WeightsError as error:
         if metric_backbone != "auto":
             raise
-        report = evaluate(
-            image, content, style, backbone=made_with, made_with=made_with, metrics=METRIC_NAMES
-        )
+        if made_with is None:
+            report = evaluate(image, content, style, metrics=PIXEL_METRICS)
+            report.unavailable["style_ratio"] = str(error)
+        else:
+            report = evaluate(
+                image, content, style, backbone=made_with, made_with=made_with,
+                metrics=METRIC_NAMES,
+            )  # fmt: skip
         report.notes.insert(0, f"metric backbone 'auto' unavailable ({error})")
     return {
         "metrics": report.metrics,
@@ -231,75 +259,6 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-# --------------------------------------------------------------------------- header, output
-
-
-def machine_info() -> dict:
-    cpu_model = platform.processor() or None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": cpu_model,
-        "logical_cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
-        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    if hasattr(os, "getloadavg"):
-        info["load_average_1min_at_start"] = round(os.getloadavg()[0], 2)
-    return info
-
-
-def _cell(value, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-MARKDOWN_COLUMNS = (
-    "method", "pair", "size", "device", "seconds", "ratio", "peak MiB",
-    "ssim", "style_ratio", "color_distance",
-)  # fmt: skip
-
-
-def to_markdown(document: dict) -> str:
-    """One row per result entry; '-' where a value is missing (e.g. a failed run)."""
-    lines = [
-        "| " + " | ".join(MARKDOWN_COLUMNS) + " |",
-        "|" + "---|" * len(MARKDOWN_COLUMNS),
-    ]
-    for entry in document["results"]:
-        metrics = entry.get("metrics", {})
-        cells = [
-            entry["method"],
-            entry["pair"],
-            entry["size"],
-            entry["device"],
-            _cell(entry.get("seconds"), 3),
-            _cell(entry.get("ratio_vs_reference"), 2),
-            _cell((entry.get("memory") or {}).get("peak_mib"), 1),
-            *(_cell(metrics.get(name)) for name in METRIC_NAMES),
-        ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    memory_kind = "CUDA: max allocated; CPU: process peak RSS growth"
-    lines.append("")
-    lines.append(
-        f"ratio = reference seconds / seconds (reference: plain fp32 eager Gatys, same run). "
-        f"peak MiB: {memory_kind}."
-    )
-    return "\n".join(lines) + "\n"
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -309,11 +268,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "peak memory and quality metrics; prints JSON.",
     )
     add = parser.add_argument
-    add("--methods", nargs="+", default=["gatys"], help=f"from: {', '.join(METHOD_RUNNERS)}")
+    add(
+        "--methods",
+        nargs="+",
+        help=f"from impasto's method table: {', '.join(METHODS)} (default: every one that can "
+        f"run here: {', '.join(available_methods())})",
+    )
     add("--sizes", nargs="+", type=int, help="long sides in pixels (default 256; --quick 64)")
     add("--devices", nargs="+", choices=("cpu", "cuda"), default=["cpu"])
     add("--steps", type=int, help="optimiser steps per scale (default: the method's; --quick 5)")
-    add("--backbone", default="auto", help="feature network for the methods (default: auto)")
+    add(
+        "--backbone",
+        default="auto",
+        help="feature network for the methods that have one (default: auto)",
+    )
     add(
         "--metric-backbone",
         default="auto",
@@ -383,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             ],  # fmt: skip
             "notes": pair_notes,
             "one_time_torch_dynamo_import_seconds": dynamo_seconds,
-            "warmup": "one untimed 32 px, 1-step run per device before any timing",
+            "warmup": "one untimed 32 px, 1-step run of the reference and of each method per "
+            "device before any timing",
         },
         "reference_definition": REFERENCE_DEFINITION,
         "references": [],
@@ -402,21 +371,28 @@ def main(argv: list[str] | None = None) -> int:
         return loaded[path]
 
     for device in args.devices:
-        # First-use costs (cuDNN/CUDA context, allocator, thread pool) belong to no entry.
-        warmup_options = {**reference_options(options), "steps": 1}
-        try:
-            run_gatys(image(pairs[0].content), image(pairs[0].style), 32, device, warmup_options)
-        except Exception as error:  # noqa: BLE001 - the measured runs will report it
-            note(f"warm-up on {device} failed: {error_text(error)}")
+        # First-use costs (cuDNN/CUDA context, allocator, thread pool, a method's imports and
+        # model file) belong to no entry.
+        for label, method in [("reference", REFERENCE_METHOD), *((m, m) for m in args.methods)]:
+            try:
+                warmup_options, _ = method_options(method, 32, device, {**options, "steps": 1})
+                if label == "reference":
+                    warmup_options = reference_options(warmup_options)
+                run_method(method, image(pairs[0].content), image(pairs[0].style), warmup_options)
+            except Exception as error:  # noqa: BLE001 - the measured runs will report it
+                note(f"warm-up of {label} on {device} failed: {error_text(error)}")
         for pair in pairs:
             content, style = image(pair.content), image(pair.style)
             for size in args.sizes:
                 where = f"{pair.name} at {size} px on {device}"
                 reference: dict = {"pair": pair.name, "size": size, "device": device}
                 try:
-                    _, backbone, seconds, memory = timed_run(
-                        run_gatys, content, style, size, device, reference_options(options)
+                    gatys_options, _ = method_options(REFERENCE_METHOD, size, device, options)
+                    reference["options"] = reference_options(gatys_options)
+                    _, result, seconds, memory = timed_run(
+                        REFERENCE_METHOD, content, style, device, reference["options"]
                     )
+                    backbone = result.backbone
                     reference |= {"seconds": round(seconds, 4), "backbone": backbone}
                     reference["memory"] = memory
                     note(f"reference {where}: {seconds:.2f} s")
@@ -426,15 +402,25 @@ def main(argv: list[str] | None = None) -> int:
                 document["references"].append(reference)
                 for method in args.methods:
                     entry: dict = {"method": method, "pair": pair.name, "size": size}
-                    entry |= {"device": device, "options": options}
-                    entry["same_config_as_reference"] = same_as_reference(method, device, options)
-                    if entry["same_config_as_reference"]:
-                        entry["note"] = SAME_AS_REFERENCE_NOTE
+                    entry["device"] = device
                     try:
-                        output, backbone, seconds, memory = timed_run(
-                            METHOD_RUNNERS[method], content, style, size, device, options
+                        run_options, ignored = method_options(method, size, device, options)
+                        entry |= {"options": run_options, "ignored_options": ignored}
+                        same = same_as_reference(method, device, run_options)
+                        entry["same_config_as_reference"] = same
+                        notes = [SAME_AS_REFERENCE_NOTE] if same else []
+                        if not METHODS[method].takes_styles:
+                            notes.append(NO_STYLE_IMAGE_NOTE)
+                        if "device" in ignored:
+                            notes.append(NO_DEVICE_NOTE)
+                        if notes:
+                            entry["note"] = " ".join(notes)
+                        output, result, seconds, memory = timed_run(
+                            method, content, style, device, run_options
                         )
+                        backbone = result.backbone
                         entry |= {"seconds": round(seconds, 4), "backbone": backbone}
+                        entry["ran_on"] = result.device
                         reference_seconds = reference.get("seconds")
                         entry["reference_seconds"] = reference_seconds
                         entry["ratio_vs_reference"] = (
@@ -442,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         entry["memory"] = memory
                         entry["output_size"] = list(output.shape[-2:])
-                        entry |= score(output, content, style, backbone, args.metric_backbone)
+                        made_with = backbone or None  # "" from a method that uses no network
+                        entry |= score(output, content, style, made_with, args.metric_backbone)
                         note(
                             f"{method} {where}: {seconds:.2f} s "
                             f"(x{entry['ratio_vs_reference']} vs reference)"
