@@ -48,9 +48,10 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_no_source_file_is_over_500_lines():
+    benchmarks = sorted((PACKAGE.parents[1] / "benchmarks").glob("*.py"))
     long = {
-        str(p.relative_to(PACKAGE)): n
-        for p in source_files()
+        p.name: n
+        for p in [*source_files(), *benchmarks]
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not long, f"over {MAX_LINES} lines: {long}"
