@@ -157,7 +157,7 @@ def test_cli_compare_without_settings_runs_every_method_of_the_table(pics, tmp_p
     assert fast["options"]["model"] == "vangogh-bedroom" and fast["label"].startswith("method=fast")
     assert all(entry["width"] == 40 for entry in entries)  # --size reached every method
     with Image.open(sheet) as image:
-        assert image.size == sheet_size(2 + len(METHODS), 256)
+        assert image.size == sheet_size(2 + len(METHODS), 256, columns=2 + len(METHODS))
 
 
 @pytest.mark.parametrize(

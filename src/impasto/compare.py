@@ -331,10 +331,13 @@ def contact_sheet(content: torch.Tensor, style: torch.Tensor, rows: Sequence[Com
                   cell: int = 256, columns: int | None = None) -> torch.Tensor:  # fmt: skip
     """The content, the style and each result on a grid (impasto.images.draw_sheet), each
     labelled underneath with its setting, time and key metrics; (1, 3, H, W) in [0, 1].
-    ``cell``: the long side of each thumbnail in pixels."""
+    ``cell``: the long side of each thumbnail in pixels; ``columns``: default one row for up
+    to five pictures, else four per row."""
     cells = [(content, ["content"]), (style, ["style"])]
     for row in rows:
         cells.append((row.image, [row.label, f"{row.seconds:.1f} s", format_metrics(row.metrics)]))
+    if columns is None and len(cells) <= 5:
+        columns = len(cells)  # one row: the content, the style and up to three results
     return draw_sheet(cells, cell=cell, columns=columns)
 
 
