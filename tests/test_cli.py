@@ -728,3 +728,73 @@ def test_default_backbone_offline_falls_back_to_efficientnet(capsys, pics, monke
     assert "Using efficientnet-lite0" in err  # the fallback is said in one plain line
     assert code == 0, err
     assert err.strip().splitlines()[-1].endswith("efficientnet-lite0 on cpu")
+
+
+# --------------------------------------------------------------------------- folders, review fixes
+
+
+def _photo_folder(tmp_path, pics, alpha_in_sub=False) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.open(pics["content"]).save(folder / "a.png")
+    picture = Image.open(pics["content"]).convert("RGBA")
+    if alpha_in_sub:
+        pixels = np.asarray(picture).copy()
+        pixels[:, :10, 3] = 0
+        picture = Image.fromarray(pixels, "RGBA")
+    picture.save(folder / "sub" / "b.png")
+    return folder
+
+
+def test_a_folder_with_save_every_writes_each_result_and_its_previews(capsys, pics, tmp_path):
+    folder = _photo_folder(tmp_path, pics, alpha_in_sub=True)
+    out = tmp_path / "painted"  # does not exist yet, nor does its sub-folder
+    argv = ["stylize", folder, pics["style"], "-o", out, *FAST, "--steps", "4", "--save-every", "2"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    for name in ("a", "sub/b"):
+        assert (out / f"{name}.png").is_file()
+        assert (out / f"{name}.step0002.png").is_file() and (out / f"{name}.step0004.png").is_file()
+    with Image.open(out / "sub" / "b.step0002.png") as preview:  # that input's alpha
+        assert preview.mode == "RGBA" and preview.getchannel("A").getextrema()[0] == 0
+    with Image.open(out / "a.step0002.png") as preview:
+        assert preview.mode == "RGB"
+
+
+def test_plain_progress_lines_follow_every_input_of_a_folder(capsys, pics, tmp_path):
+    folder = _photo_folder(tmp_path, pics)
+    argv = ["stylize", folder, pics["style"], "-o", tmp_path / "out", *FAST, "--steps", "10"]
+    argv = [a for a in argv if a != "--quiet"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert err.count("step 10/10") == 2, err  # the last step of each input is shown
+    assert "[1/2]" in err and "[2/2]" in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["recommend", "--realtime"]])
+def test_quick_commands_do_not_import_torch(argv):
+    code = (
+        "import sys\n"
+        "from impasto.cli import main\n"
+        f"main({argv!r})\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_a_method_whose_extra_is_missing_is_one_line_with_the_install_command(
+    capsys, pics, monkeypatch
+):
+    import dataclasses
+
+    from impasto.methods import registry
+
+    row = dataclasses.replace(registry.METHODS["color"], extra="video", requires=("no_such_mod",))
+    monkeypatch.setitem(registry.METHODS, "color", row)
+    for argv in (
+        ["stylize", "--method", "color", "--help"],
+        ["stylize", "--method", "color", pics["content"], pics["style"], "-o", pics["out"]],
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and error_line(err).endswith("pip install 'impasto[video]'"), err
+        assert not pics["out"].exists()

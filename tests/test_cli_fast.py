@@ -239,7 +239,7 @@ def test_stylize_fast_several_inputs_need_a_folder(capsys, tmp_path, model):
 def test_gatys_still_needs_a_style(capsys, tmp_path):
     content = write_image(tmp_path / "c.png", 1)
     code, _, err = run(capsys, "stylize", content, "-o", tmp_path / "out.png")
-    assert code == 2 and "at least one STYLE" in error_line(err)
+    assert code == 2 and "needs at least one style image" in error_line(err)
 
 
 def test_python_api_fast(tmp_path, model):
@@ -300,3 +300,26 @@ def test_exporting_a_network_in_use_leaves_it_as_it_was(tmp_path, model):
 def test_export_bad_output_is_one_line(capsys, tmp_path, model, output, message):
     code, _, err = run(capsys, "export", model, "-o", tmp_path / output)
     assert code == 2 and message in error_line(err)
+
+
+@pytest.mark.parametrize("stop, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_before_training_begins_saves_nothing_and_says_so(data, capsys, monkeypatch, stop,
+                                                                 code):  # fmt: skip
+    # The signal arrives while the photos are read: no checkpoint exists, none is promised.
+    from impasto import training
+
+    def stop_at_once(self, progress):
+        self.signal = stop
+
+        def callback(event):
+            return False
+
+        return callback
+
+    monkeypatch.setattr(training.StopOnSignals, "wrap", stop_at_once)
+    got, _, err = run(capsys, "train", "fast", "--style", data / "style.png", "--data",
+                      data / "photos", "-o", data / "m", "--steps", "3", *TRAIN)  # fmt: skip
+    assert got == code, err
+    assert "stopped before training began; nothing was saved" in err
+    assert "checkpoint saved" not in err and "--resume" not in err
+    assert not (data / "m" / "training" / "checkpoint.pt").exists()

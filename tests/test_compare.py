@@ -204,6 +204,15 @@ def test_parse_a_fast_setting():
         parse_setting("model=m")  # model= belongs to method=fast
 
 
+def test_a_missing_fast_model_fails_before_any_setting_runs(pics, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a setting ran before every setting was checked")
+
+    monkeypatch.setattr("impasto.pipeline.prepare", forbidden)
+    with pytest.raises(InputError, match="model not found: nosuch"):
+        compare(pics["content"], pics["style"], ["style_weight=1e3", "method=fast,model=nosuch"])
+
+
 def test_a_result_made_without_a_backbone_is_scored_too(pics, tmp_path):
     # A method that uses no feature network (or a model without that metadata) reports "".
     from impasto.methods import fast

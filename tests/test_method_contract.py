@@ -34,6 +34,18 @@ def test_every_row_of_the_table_is_tested_here():
     assert METHOD_NAMES == tuple(METHODS), "install every extra to run the contract suite"
 
 
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_the_row_says_what_the_method_does(name):
+    row, method = METHODS[name], load_method(name)
+    assert method.name == name
+    assert row.trains == (method.train_config_class is not None)
+    assert row.exports == bool(method.export_formats)
+    fields = {field.name for field in dataclasses.fields(method.config_class)}
+    assert row.takes_model == ("model" in fields)
+    if row.takes_model:
+        assert shipped_models(name) or method.compare_options.get("model")
+
+
 def quick_options(name: str) -> dict[str, typing.Any]:
     """Options that make ``name`` run in well under a second, from its config's fields."""
     fields = {field.name for field in dataclasses.fields(load_method(name).config_class)}

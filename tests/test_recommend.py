@@ -23,7 +23,7 @@ def ids(situations=()):
         ("realtime", ["fast", "adain"]),
         ("video", ["fast-temporal", "animatediff", "fast", "adain"]),
         ("arbitrary_style", ["adain", "wct"]),
-        ("photorealistic", ["photowct"]),
+        ("photorealistic", ["photowct", "color"]),
         ("text_prompt", ["sdxl-ip-adapter"]),
         ("brand_consistency", ["style-lora"]),
         ("no_content_leak", ["instantstyle"]),
@@ -47,7 +47,7 @@ def test_default_is_gatys_then_sdxl_ip_adapter():
 
 def test_several_situations_combine_rows_without_duplicates():
     assert ids(["video", "photorealistic"]) == [
-        "fast-temporal", "animatediff", "fast", "adain", "photowct",
+        "fast-temporal", "animatediff", "fast", "adain", "photowct", "color",
     ]  # fmt: skip
     # realtime and arbitrary_style both name AdaIN: listed once, at its first row.
     assert ids(["arbitrary_style", "realtime"]) == ["fast", "adain", "wct"]
@@ -63,12 +63,30 @@ def test_reasons_record_which_rows_chose_a_method():
     assert len(adain.because) == 2
 
 
-def test_only_gatys_and_fast_are_available_today():
+def test_the_methods_of_the_table_are_the_available_ones():
+    from impasto.methods.registry import METHODS
+
     everything = rec.recommend(rec.SITUATIONS)
     assert {r.method for r in everything} == set(rec.METHODS)
-    assert {r.method for r in everything if r.available} == {"gatys", "fast"}
+    assert {r.method for r in everything if r.available} == set(METHODS)
     for r in everything:
         assert r.how_to_get
+
+
+def test_a_row_of_the_table_is_recommended_from_the_row_alone():
+    # color is described nowhere in recommend.py: its row's situations and summary suffice,
+    # and where to start comes from its config's defaults.
+    import dataclasses
+
+    from impasto.methods.registry import METHODS, load_method
+
+    (color,) = [r for r in rec.recommend(["photorealistic"]) if r.method == "color"]
+    assert color.available and color.reason == METHODS["color"].summary
+    assert color.trade_offs == METHODS["color"].trade_offs
+    config = load_method("color").config_class
+    assert color.defaults and color.defaults == {
+        k: v for k, v in dataclasses.asdict(config()).items() if k in color.defaults
+    }
 
 
 def test_availability_follows_the_method_table_and_its_extras(monkeypatch):
@@ -105,6 +123,8 @@ def test_unknown_situation_raises_and_lists_the_valid_ones():
 
 
 def test_table_integrity():
+    from impasto.methods import registry
+
     for rule in rec.RULES:
         assert rule.methods, rule
         assert set(rule.methods) <= set(rec.METHODS), rule
@@ -114,7 +134,8 @@ def test_table_integrity():
     assert sum(1 for rule in rec.RULES if not rule.situations) == 1  # exactly one default row
     for method_id, method in rec.METHODS.items():
         assert method.id == method_id
-        assert method.name and method.reason and method.trade_offs and method.defaults
+        assert method.name and method.reason and method.trade_offs
+        assert method.defaults or method_id in registry.METHODS  # else from the method's config
 
 
 def test_gatys_defaults_are_real_config_fields():
@@ -156,7 +177,7 @@ def test_to_dict_is_json_serialisable():
         data = json.loads(json.dumps(r.to_dict()))
         assert data["method"] == r.method
         assert data["available"] is r.available
-        assert data["defaults"] == json.loads(json.dumps(dict(rec.METHODS[r.method].defaults)))
+        assert data["defaults"] == json.loads(json.dumps(dict(r.defaults)))
 
 
 def test_recommendation_defaults_are_copies():

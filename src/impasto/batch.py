@@ -31,7 +31,8 @@ SKIP_POLICIES: tuple[str, ...] = ("skip", "stop")
 
 @dataclass
 class Job:
-    """One input file and where its result goes; ``image``: the input, if already loaded."""
+    """One input file and where its result goes; ``image``: the input while it is loaded (set
+    by the caller ahead, or by ``run`` while the job is worked on)."""
 
     source: Path
     target: Path
@@ -177,6 +178,9 @@ def _run_group(
 ) -> None:
     first = group[0][0]
     names = first.source.name if len(group) == 1 else f"{first.source.name} (+{len(group) - 1})"
+    for job, image in group:
+        job.target.parent.mkdir(parents=True, exist_ok=True)  # previews may go there first
+        job.image = image  # for the progress callback (e.g. a preview's alpha); freed below
     report(
         progress,
         ProgressEvent(
@@ -188,8 +192,8 @@ def _run_group(
         alpha = image.alpha
         if alpha is not None:
             alpha = resize_to(alpha, *picture.shape[-2:])
-        job.target.parent.mkdir(parents=True, exist_ok=True)
         write_image(picture[None], job.target, alpha=alpha)
+        job.image = None
         result.written.append(job.target)
         result.sizes.append((int(picture.shape[-1]), int(picture.shape[-2])))
         done = len(result.written) + len(result.skipped)

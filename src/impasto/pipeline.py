@@ -156,21 +156,21 @@ def train_model(
     events while reading), resolves and fetches the loss network, then runs the method's
     training (``step`` events; a cancel saves a checkpoint). ``config``: the method's
     ``train_config_class``, checked here."""
+    from .devices import resolve_device
     from .files import sha256_of
     from .model_folder import check_destination
     from .photos import PhotoSet
-    from .training import CHECKPOINT
+    from .training import CHECKPOINT, refuse_to_overwrite
 
     if not entry(kind).trains:
         raise InputError(f"method '{kind}' does not train")
     method_object = load_method(kind)
-    validate_config(config)
+    validate_config(config)  # cheap checks first: nothing is read before these are right
+    if hasattr(config, "device"):
+        resolve_device(config.device)
     target = check_destination(Path(folder).expanduser())
-    if (target / CHECKPOINT).exists() and not resume:  # before reading any photo
-        raise InputError(
-            f"{target} already holds a training checkpoint; add --resume to continue it, or "
-            "choose another folder"
-        )
+    if (target / CHECKPOINT).exists() and not resume:  # found without loading it
+        refuse_to_overwrite(target)
     info: dict[str, Any] = {"data_note": data_note}
     style_rgb = None
     if "style" in method_object.training_inputs:

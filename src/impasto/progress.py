@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import Cancelled
+
+if TYPE_CHECKING:  # events carry tensors, but reading this module must not import torch
+    import torch
 
 EVENT_KINDS: tuple[str, ...] = ("download", "stage", "step", "item", "done")
 

@@ -6,7 +6,8 @@
 ``RULES`` maps the user's situations to method ids, most relevant row first; ``METHODS`` says
 what each method is, what it trades off, where to start and how to get it. A method is marked
 available when the method table (impasto.methods.registry) has it and its extra is installed;
-reading the table imports nothing heavy.
+a method of the table that these rows do not describe is added from its row (its summary,
+trade-offs and the situations it answers); reading the table imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -114,7 +115,29 @@ _METHOD_ROWS: tuple[Method, ...] = (
              "ip_adapter_scale": {"up": {"block_0": [0.0, 1.0, 0.0]}}},
             _NOT_YET + "SDXL + IP-Adapter in diffusers, with per-block IP-Adapter scales"),
 )  # fmt: skip
-METHODS: Mapping[str, Method] = MappingProxyType({method.id: method for method in _METHOD_ROWS})
+
+
+def _table_rows() -> tuple[tuple[Method, ...], tuple[Rule, ...]]:
+    """Methods of the method table that the rows above do not describe, and their rules: a
+    method that lists the situations it answers is recommended without an edit here."""
+    known = {method.id for method in _METHOD_ROWS}
+    methods, rules = [], []
+    for row in IMPLEMENTED.values():
+        if row.name in known:
+            continue
+        trade_offs = row.trade_offs or f"see `impasto stylize --method {row.name} --help`"
+        how_to_get = f"built in: `impasto stylize --method {row.name}`"
+        name = row.summary.split(":")[0].capitalize()
+        methods.append(Method(row.name, name, row.summary, trade_offs, {}, how_to_get))
+        if row.situations:
+            rules.append(Rule(row.situations, (row.name,), row.summary))
+    return tuple(methods), tuple(rules)
+
+
+_TABLE_METHODS, _TABLE_RULES = _table_rows()
+METHODS: Mapping[str, Method] = MappingProxyType(
+    {method.id: method for method in (*_METHOD_ROWS, *_TABLE_METHODS)}
+)
 
 # Row order is relevance order: answers are listed row by row.
 RULES: tuple[Rule, ...] = (
@@ -126,6 +149,7 @@ RULES: tuple[Rule, ...] = (
     Rule(("text_prompt",), ("sdxl-ip-adapter",), "with a text prompt"),
     Rule(("brand_consistency",), ("style-lora",), "consistent brand style"),
     Rule(("no_content_leak",), ("instantstyle",), "block content leakage"),
+    *_TABLE_RULES,
     Rule((), ("gatys", "sdxl-ip-adapter"), "default: Gatys one-off, SDXL+IP-Adapter in production"),
 )
 
@@ -191,7 +215,7 @@ def _recommendation(method: Method, because: tuple[str, ...]) -> Recommendation:
         name=method.name,
         reason=method.reason,
         trade_offs=method.trade_offs,
-        defaults=dict(method.defaults),
+        defaults=dict(method.defaults) or _config_defaults(method.id),
         available=method.id in IMPLEMENTED and missing_requirement(method.id) is None,
         how_to_get=_how_to_get(method),
         because=because,
@@ -206,6 +230,19 @@ def _how_to_get(method: Method) -> str:
         if missing is not None:
             return f"{missing}; {method.how_to_get}"
     return method.how_to_get
+
+
+def _config_defaults(method_id: str) -> dict[str, Any]:
+    """Where to start for a method of the table that the rows above do not describe: its
+    config's defaults for the options that have choices (imports the method)."""
+    if method_id not in IMPLEMENTED or missing_requirement(method_id) is not None:
+        return {}
+    import dataclasses
+
+    from .methods.registry import load_method
+
+    config = load_method(method_id).config_class
+    return {f.name: f.default for f in dataclasses.fields(config) if f.metadata.get("choices")}
 
 
 def _gatys_backbone_note() -> str:

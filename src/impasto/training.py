@@ -67,16 +67,22 @@ def to_cpu(value: Any) -> Any:
     return value
 
 
+def refuse_to_overwrite(folder: Path, step: int | None = None) -> None:
+    """The one error for a run that would start afresh over an interrupted one."""
+    at = f" (step {step})" if step is not None else ""
+    raise InputError(
+        f"{folder} already holds a training checkpoint{at}; add --resume to continue it, or "
+        "choose another folder"
+    )
+
+
 def checkpoint_to_resume(folder: Path, run: dict[str, Any], resume: bool) -> dict | None:
     """The checkpoint to continue from (None: start afresh), after the checks that keep runs
     from being overwritten or mixed: without ``resume`` an existing checkpoint is an error;
     with it, the checkpoint must exist and its fingerprint must equal ``run``."""
     checkpoint = read_checkpoint(folder)
     if checkpoint is not None and not resume:
-        raise InputError(
-            f"{folder} already holds a training checkpoint (step {int(checkpoint['step'])}); "
-            "pass --resume to continue it, or choose another folder"
-        )
+        refuse_to_overwrite(folder, step=int(checkpoint["step"]))
     if resume and checkpoint is None:
         raise InputError(f"nothing to resume: {folder / CHECKPOINT} does not exist")
     if checkpoint is not None:

@@ -35,12 +35,13 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
 
 
 def run(args: argparse.Namespace, terminal: Terminal) -> int:
-    from ..methods.registry import entry, exporting_methods, load_method
+    from ..methods.registry import exporting_methods, load_method
     from ..model_folder import find_model, read_method
 
     output = Path(args.output).expanduser()
     if output.suffix.lower() != f".{args.format}":
-        raise InputError(f"ONNX output must end in .onnx, got '{output.name}'")
+        kind = args.format.upper()
+        raise InputError(f"{kind} output must end in .{args.format}, got '{output.name}'")
     if not output.parent.is_dir():
         raise InputError(f"output folder {output.parent} does not exist")
     folder = find_model(args.model)
@@ -50,9 +51,13 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
             f"{folder} is a '{method}' model; models of these methods export: "
             f"{', '.join(exporting_methods())}"
         )
-    entry(method)
+    exporter = load_method(method)
+    if args.format not in exporter.export_formats:
+        raise InputError(
+            f"'{method}' models export as {', '.join(exporter.export_formats)}, not {args.format}"
+        )
     started = time.perf_counter()
-    path = load_method(method).export(folder, output, args.format, args.opset)
+    path = exporter.export(folder, output, args.format, args.opset)
     size = path.stat().st_size / 1e6
     terminal.line(f"wrote {path} ({size:.1f} MB) in {time.perf_counter() - started:.1f} s")
     return 0

@@ -4,7 +4,8 @@ Every error a user can fix (an ``ImpastoError`` or a usage mistake) becomes one 
 ``impasto: error: ...`` on stderr and exit code 2; Ctrl-C prints ``impasto: interrupted`` and
 exits 130; anything else is an internal error (exit 1). Tracebacks appear only with
 ``--debug``. A command's flags that need torch (those built from config dataclasses) are added
-only when that command runs, so ``impasto --help`` and ``impasto download`` stay quick.
+only when that command runs, and command modules import the library inside their functions,
+so ``impasto --help``, ``--version``, ``recommend`` and ``download`` never import torch.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(argv).parse_args(argv)
-    except UsageError as error:
+    except (UsageError, ImpastoError) as error:  # ImpastoError: e.g. a method's extra missing
+        if "--debug" in argv and isinstance(error, ImpastoError):
+            raise
         print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except SystemExit as exit_:  # --help, --version

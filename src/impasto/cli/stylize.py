@@ -10,13 +10,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import batch, images, pipeline
-from ..errors import InputError
-from ..methods.registry import DEFAULT_METHOD, METHOD_CHOICES, entry, load_method
-from ..progress import ProgressEvent
+from ..methods.registry import (
+    DEFAULT_METHOD,
+    METHOD_CHOICES,
+    entry,
+    load_method,
+)
 from .args import add_config_flags, given_options, option_value, positive_int
 from .terminal import ProgressView, Terminal
+
+if TYPE_CHECKING:  # the library imports torch: only when the command runs
+    from ..batch import Job
+    from ..progress import ProgressEvent
 
 
 def explain(argv: Sequence[str], message: str) -> str | None:
@@ -57,6 +64,8 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
     parser.set_defaults(handler=run)
     if not selected:
         return
+    from ..images import OUTPUT_FORMATS
+
     method = option_value(argv, "--method") or DEFAULT_METHOD
     if method in METHOD_CHOICES and not entry(method).takes_styles:
         metavar, help_text = "INPUT", "input images or folders (the style is in the model)"
@@ -71,7 +80,7 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         "--output",
         metavar="OUT",
         required=True,
-        help=f"output image ({', '.join(images.OUTPUT_FORMATS)}) or folder",
+        help=f"output image ({', '.join(OUTPUT_FORMATS)}) or folder",
     )
     parser.add_argument(
         "--method",
@@ -79,7 +88,7 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         default=DEFAULT_METHOD,
         help="style transfer method (default: %(default)s)",
     )
-    if method in METHOD_CHOICES:
+    if method in METHOD_CHOICES:  # a method whose extra is missing: one line, what to install
         row = entry(method)
         group = parser.add_argument_group(f"options of --method {method} ({row.summary})")
         add_config_flags(group, load_method(method).config_class)
@@ -96,23 +105,26 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
 
 
 class PreviewSaver:
-    """Writes the previews that ``--save-every`` asks for next to the current output:
-    ``out.png`` -> ``out.step0050.png``."""
+    """Writes the previews that ``--save-every`` asks for next to the output being made:
+    ``out.png`` -> ``out.step0050.png``, with that input's alpha."""
 
-    def __init__(self, view: ProgressView, target: Path, protected: Sequence[Path]) -> None:
-        self.view, self.target, self.protected = view, target, protected
-        self.alpha = None
+    def __init__(self, view: ProgressView, jobs: Sequence[Job], protected: Sequence[Path]):
+        self.view, self.protected = view, protected
+        self.jobs = {str(job.target): job for job in jobs}
+        self.job = jobs[0]
 
     def __call__(self, event: ProgressEvent) -> None:
-        if event.kind == "stage" and event.item:
-            self.target = Path(event.item)
+        from .. import images
+
+        if event.kind == "stage" and event.item in self.jobs:
+            self.job = self.jobs[event.item]
         if event.image is not None:
-            out = self.target
+            out = self.job.target
             path = images.check_output_path(
                 out.with_name(f"{out.stem}.step{event.step:04d}{out.suffix}"),
                 inputs=self.protected,
             )
-            alpha = self.alpha
+            alpha = self.job.image.alpha if self.job.image is not None else None
             if alpha is not None:
                 alpha = images.resize_to(alpha, *event.image.shape[-2:])
             images.save_image(event.image, path, alpha=alpha)
@@ -120,12 +132,12 @@ class PreviewSaver:
 
 
 def run(args: argparse.Namespace, terminal: Terminal) -> int:
+    from .. import batch, images, pipeline
+
     method = args.method
     row = entry(method)
     config_class = load_method(method).config_class
     if row.takes_styles:
-        if len(args.inputs) < 2:
-            raise InputError("give at least one STYLE image after CONTENT")
         inputs, styles = args.inputs[:1], args.inputs[1:]
     else:
         inputs, styles = args.inputs, []
@@ -141,9 +153,7 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
 
     # 3. The method: backbone resolved and fetched (with a download bar), weights loaded.
     with ProgressView(terminal, quiet=args.quiet, items=not single) as view:
-        saver = PreviewSaver(view, jobs[0].target, [*map(Path, styles), *(j.source for j in jobs)])
-        if single:
-            saver.alpha = jobs[0].image.alpha
+        saver = PreviewSaver(view, jobs, [*map(Path, styles), *(j.source for j in jobs)])
         prepared = pipeline.prepare(
             method, config, style_images, progress=saver, notify=terminal.line
         )

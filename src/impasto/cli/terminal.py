@@ -62,7 +62,7 @@ class ProgressView:
         self.bar_kind = ""
         self.task: Any = None
         self.stage: str | None = None
-        self.tenth = -1
+        self.tenths = {"download": -1, "step": -1, "item": -1}  # plain-line output, per kind
 
     def __enter__(self) -> ProgressView:
         return self
@@ -92,7 +92,7 @@ class ProgressView:
                 f"downloading {event.stage} weights ({megabytes(event.total)}) from "
                 f"{event.item} into {weights.weights_dir()}"
             )
-            self.tenth = 0
+            self.tenths["download"] = 0
             if self.terminal.interactive and not self.quiet:
                 from rich.progress import (
                     BarColumn,
@@ -115,8 +115,7 @@ class ProgressView:
                 self.bar_kind = "download"
         if self.bar is not None:
             self.bar.update(self.task, completed=event.step, total=event.total)
-        elif not self.quiet and event.total and event.step * 10 // event.total > self.tenth:
-            self.tenth = event.step * 10 // event.total
+        elif not self.quiet and event.total and self._new_tenth("download", event):
             self.terminal.line(f"  {event.step * 100 // event.total}% of {megabytes(event.total)}")
         if event.total and event.step >= event.total:
             self.close()
@@ -127,9 +126,8 @@ class ProgressView:
         losses = describe_losses(event.losses)
         if not self.terminal.interactive:
             # Not a terminal (a log file, CI): a line per stage and per tenth of the job.
-            tenth = event.step * 10 // max(1, event.total)
-            if event.stage != self.stage or tenth > self.tenth:
-                self.stage, self.tenth = event.stage, tenth
+            if self._new_tenth("step", event) or event.stage != self.stage:
+                self.stage = event.stage
                 self.terminal.line(f"{event.stage}: step {event.step}/{event.total}  {losses}")
             return
         if self.bar_kind != "step":
@@ -162,15 +160,26 @@ class ProgressView:
             )
         elif event.item:
             self.terminal.line(f"[{event.step}/{event.total}] {event.item}")
-        elif event.total and (event.step * 10 // event.total > self.tenth or event.step == 1):
-            self.tenth = event.step * 10 // event.total
+        elif event.total and (self._new_tenth("item", event) or event.step == 1):
             self.terminal.line(f"{event.stage}: {event.step}/{event.total}")
 
     def on_stage(self, event: ProgressEvent) -> None:
-        pass  # a step bar names its stage; a stage alone is too short-lived to show
+        # A step bar names its stage; a stage alone is too short-lived to show. A new input of
+        # a batch starts its steps from 1 again: so do the plain lines.
+        if event.item:
+            self.stage, self.tenths["step"] = None, -1
 
     def on_done(self, event: ProgressEvent) -> None:
         self.close()
+        self.stage, self.tenths["step"] = None, -1
+
+    def _new_tenth(self, kind: str, event: ProgressEvent) -> bool:
+        """True (and remembered) when ``event`` reaches a new tenth of its job."""
+        tenth = event.step * 10 // max(1, event.total)
+        if tenth <= self.tenths[kind]:
+            return False
+        self.tenths[kind] = tenth
+        return True
 
     def _start(self, kind: str, *columns: Any) -> None:
         from rich.progress import Progress

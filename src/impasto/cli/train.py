@@ -12,10 +12,8 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import pipeline
 from ..errors import Cancelled
-from ..methods.registry import entry, load_method, training_kinds
-from ..training import CHECKPOINT, StopOnSignals
+from ..methods.registry import entry, load_method, missing_requirement, training_kinds
 from .args import Parser, add_config_flags, given_options, positive_int
 from .terminal import ProgressView, Terminal
 
@@ -37,7 +35,6 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         return
     kinds = train.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=Parser)
     for kind in training_kinds():
-        method = load_method(kind)
         parser = kinds.add_parser(
             kind,
             help=entry(kind).summary,
@@ -45,6 +42,10 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
             "Checkpoints go to MODEL_DIR/training/ every --checkpoint-every steps; Ctrl-C "
             "saves one and stops; --resume continues bit for bit.",
         )
+        parser.set_defaults(handler=run)
+        if missing_requirement(kind) is not None:
+            continue  # running it says what to install
+        method = load_method(kind)
         for name in method.training_inputs:
             flag, metavar, help_text = INPUT_FLAGS[name]
             parser.add_argument(flag, dest=name, required=True, metavar=metavar, help=help_text)
@@ -69,17 +70,14 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         )
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
         add_config_flags(parser.add_argument_group("training options"), method.train_config_class)
-        parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, terminal: Terminal) -> int:
-    from ..config import validate_config
-    from ..devices import resolve_device
+    from .. import pipeline
+    from ..training import CHECKPOINT, StopOnSignals
 
     config_class = load_method(args.kind).train_config_class
-    config = config_class(**given_options(args, config_class))
-    validate_config(config)
-    resolve_device(config.device)
+    config = config_class(**given_options(args, config_class))  # checked by train_model
     folder = Path(args.output).expanduser()
     with (
         StopOnSignals(notify=terminal.line) as stop,
@@ -100,10 +98,13 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
             )
         except Cancelled as stopped:
             view.close()
-            terminal.line(
-                f"{stopped}; checkpoint saved in {folder / CHECKPOINT}. Continue with "
-                "the same command and --resume"
-            )
+            if (folder / CHECKPOINT).is_file():
+                terminal.line(
+                    f"{stopped}; checkpoint saved in {folder / CHECKPOINT}. Continue with "
+                    "the same command and --resume"
+                )
+            else:
+                terminal.line(f"{stopped}: stopped before training began; nothing was saved")
             if stop.signal == signal.SIGTERM:
                 terminal.line("impasto: terminated")
                 return 128 + signal.SIGTERM  # 143, the shell's code for a SIGTERM

@@ -417,6 +417,8 @@ class FastMethod(Method):
                 f"method 'fast' needs a model (--model / model=): a model folder, or a shipped "
                 f"model: {shipped}"
             )
+        if not isinstance(config.model, FastModel):
+            find_model(config.model)  # a missing model fails before any work
         if config.precision == "fp16" and resolve_device(config.device).type == "cpu":
             raise InputError("--precision fp16 needs a GPU; use fp32 or bf16 on the CPU")
 

@@ -160,7 +160,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     config = config or GatysConfig()
     validate_config(config)
     if not styles:
-        raise InputError("at least one style image is needed")
+        raise InputError("method 'gatys' needs at least one style image")
     for image in (content, *styles):
         if image.ndim != 4 or image.shape[:2] != (1, 3):
             raise InputError(f"images must be (1, 3, H, W) tensors, got {tuple(image.shape)}")

@@ -28,6 +28,12 @@ class MethodEntry:
     exports: bool = False  # `impasto export` writes its models
     extra: str | None = None  # pip extra it needs: pip install 'impasto[EXTRA]'
     requires: tuple[str, ...] = ()  # modules that extra provides (found without importing)
+    situations: tuple[str, ...] = ()  # `impasto recommend` situations it answers (see there)
+    trade_offs: str = ""  # what it gives up, for `impasto recommend`
+
+    def __post_init__(self) -> None:
+        if self.requires and not self.extra:
+            raise ValueError(f"method row '{self.name}': requires without the extra to install")
 
 
 METHODS: dict[str, MethodEntry] = {
@@ -53,6 +59,8 @@ METHODS: dict[str, MethodEntry] = {
             "color",
             "colour only: the photo keeps every detail and takes the painting's palette",
             takes_styles=True,
+            situations=("photorealistic",),
+            trade_offs="only the colours move: no brush strokes or textures; instant, no network",
         ),
     )
 }
