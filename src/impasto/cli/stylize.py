@@ -68,13 +68,12 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
 
     method = option_value(argv, "--method") or DEFAULT_METHOD
     if method in METHOD_CHOICES and not entry(method).takes_styles:
-        metavar, help_text = "INPUT", "input images or folders (the style is in the model)"
+        help_text = "input images or folders (the style is in the model)"
+        parser.add_argument("inputs", metavar="INPUT", nargs="+", help=help_text)
     else:
-        metavar, help_text = (
-            "CONTENT STYLE",
-            "the photo (or a folder of photos), then the style image(s)",
-        )
-    parser.add_argument("inputs", metavar=metavar, nargs="+", help=help_text)
+        help_text = "the photo, or a folder of photos"
+        parser.add_argument("inputs", metavar="CONTENT", nargs=1, help=help_text)
+        parser.add_argument("styles", metavar="STYLE", nargs="*", help="the style image(s)")
     parser.add_argument(
         "-o",
         "--output",
@@ -138,7 +137,7 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
     row = entry(method)
     config_class = load_method(method).config_class
     if row.takes_styles:
-        inputs, styles = args.inputs[:1], args.inputs[1:]
+        inputs, styles = args.inputs, args.styles
     else:
         inputs, styles = args.inputs, []
 
