@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .errors import ImpastoError, InputError
+from .images import load_image, resize_to
 
 PHOTO_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -65,7 +65,6 @@ class PhotoSet:
         on_photo: Callable[[int, int], None] | None = None,
     ) -> PhotoSet:
         """Decode every photo under ``folder``; ``on_photo(done, total)`` reports progress."""
-        from .images import load_image
 
         root = Path(folder)
         paths = find_photos(root)
@@ -125,5 +124,4 @@ def _short_side(rgb: torch.Tensor, size: int) -> torch.Tensor:
     height, width = rgb.shape[-2:]
     scale = size / min(height, width)
     new = (max(size, round(height * scale)), max(size, round(width * scale)))
-    resized = F.interpolate(rgb, size=new, mode="bicubic", antialias=True, align_corners=False)
-    return (resized[0].clamp(0, 1) * 255).round().to(torch.uint8)
+    return (resize_to(rgb, *new)[0] * 255).round().to(torch.uint8)
