@@ -771,7 +771,9 @@ def test_plain_progress_lines_follow_every_input_of_a_folder(capsys, pics, tmp_p
     assert "[1/2]" in err and "[2/2]" in err
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["recommend", "--realtime"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["--version"], ["recommend"], ["recommend", "--realtime", "--quality"]]
+)
 def test_quick_commands_do_not_import_torch(argv):
     code = (
         "import sys\n"
@@ -798,3 +800,34 @@ def test_a_method_whose_extra_is_missing_is_one_line_with_the_install_command(
         code, _, err = run(capsys, *argv)
         assert code == 2 and error_line(err).endswith("pip install 'impasto[video]'"), err
         assert not pics["out"].exists()
+
+
+def test_training_a_method_whose_extra_is_missing_is_one_line(capsys, pics, monkeypatch):
+    import dataclasses
+
+    from impasto.methods import registry
+
+    row = dataclasses.replace(registry.METHODS["fast"], extra="video", requires=("no_such_mod",))
+    monkeypatch.setitem(registry.METHODS, "fast", row)
+    folder = pics["out"].parent
+    argv = ["train", "fast", "--style", pics["style"], "--data", folder, "-o", folder / "model"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and error_line(err).endswith("pip install 'impasto[video]'"), err
+
+
+def test_options_may_stand_between_content_and_style(capsys, pics):
+    argv = ["stylize", pics["content"], "-o", pics["out"], pics["style"], *FAST]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert pics["out"].is_file()
+
+
+def test_two_inputs_that_would_write_one_file_are_refused(capsys, pics, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.open(pics["content"]).save(folder / "x.png")
+    Image.open(pics["content"]).save(folder / "x.bmp")  # .bmp results are written as .png
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "stylize", folder, pics["style"], "-o", out, *FAST)
+    assert code == 2 and "would both be written to" in error_line(err)
+    assert not out.exists()

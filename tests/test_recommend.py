@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-import impasto.backbones
 from impasto import recommend as rec
 from impasto.errors import InputError
 
@@ -150,7 +149,9 @@ def test_gatys_defaults_are_real_config_fields():
 
 @pytest.mark.parametrize(("cached", "backbone"), [(True, "vgg19"), (False, "efficientnet-lite0")])
 def test_gatys_says_which_backbone_it_would_use(monkeypatch, cached, backbone):
-    monkeypatch.setattr(impasto.backbones, "weights_available", lambda name: cached)
+    from impasto import weights
+
+    monkeypatch.setattr(weights, "cached_path", lambda spec: "/cache/vgg19.pth" if cached else None)
     (gatys,) = rec.recommend(["quality"])
     assert f"backbone now: {backbone}" in gatys.note
     assert ("impasto download vgg19" in gatys.note) is not cached

@@ -94,6 +94,14 @@ def plan(
     if not target.parent.is_dir():
         raise InputError(f"output folder {target.parent} does not exist")
     jobs = [Job(source, target / output_name(relative)) for source, relative in expanded]
+    seen: dict[Path, Path] = {}
+    for job in jobs:  # e.g. two inputs named x.jpg, or x.bmp beside x.png
+        first = seen.setdefault(job.target, job.source)
+        if first != job.source:
+            raise InputError(
+                f"'{first}' and '{job.source}' would both be written to '{job.target}'; "
+                "give them different names or stylise them separately"
+            )
     sources = {Path(p).expanduser().resolve() for p in protected}
     sources |= {job.source.resolve() for job in jobs}
     clash = next((job.target for job in jobs if job.target.resolve() in sources), None)

@@ -130,7 +130,8 @@ def _table_rows() -> tuple[tuple[Method, ...], tuple[Rule, ...]]:
         name = row.summary.split(":")[0].capitalize()
         methods.append(Method(row.name, name, row.summary, trade_offs, {}, how_to_get))
         if row.situations:
-            rules.append(Rule(row.situations, (row.name,), row.summary))
+            asked = ", ".join(situation.replace("_", " ") for situation in row.situations)
+            rules.append(Rule(row.situations, (row.name,), f"{row.name} for: {asked}"))
     return tuple(methods), tuple(rules)
 
 
@@ -234,7 +235,8 @@ def _how_to_get(method: Method) -> str:
 
 def _config_defaults(method_id: str) -> dict[str, Any]:
     """Where to start for a method of the table that the rows above do not describe: its
-    config's defaults for the options that have choices (imports the method)."""
+    config's defaults for the options that have choices. Imports the method (and torch):
+    the defaults cannot drift from the config that way."""
     if method_id not in IMPLEMENTED or missing_requirement(method_id) is not None:
         return {}
     import dataclasses
@@ -246,9 +248,9 @@ def _config_defaults(method_id: str) -> dict[str, Any]:
 
 
 def _gatys_backbone_note() -> str:
-    from .backbones import weights_available  # imports torch: only when Gatys is recommended
+    from . import weights  # a look in the cache folder: no torch, no network
 
-    if weights_available("vgg19"):
+    if weights.cached_path(weights.VGG19) is not None:
         return "backbone now: vgg19 (weights cached)"
     return (
         "backbone now: efficientnet-lite0 offline (VGG-19 weights not cached); "

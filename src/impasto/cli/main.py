@@ -5,7 +5,8 @@ Every error a user can fix (an ``ImpastoError`` or a usage mistake) becomes one 
 exits 130; anything else is an internal error (exit 1). Tracebacks appear only with
 ``--debug``. A command's flags that need torch (those built from config dataclasses) are added
 only when that command runs, and command modules import the library inside their functions,
-so ``impasto --help``, ``--version``, ``recommend`` and ``download`` never import torch.
+so ``impasto --help``, ``--version`` and ``download`` never import torch, nor does
+``recommend`` unless it reads a method's config for where to start.
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
     else:
         help_text = "the photo, or a folder of photos"
         parser.add_argument("inputs", metavar="CONTENT", nargs=1, help=help_text)
-        parser.add_argument("styles", metavar="STYLE", nargs="*", help="the style image(s)")
+        # "+", not "*": with "*" argparse takes no style before an option (CONTENT -o OUT STYLE)
+        parser.add_argument("styles", metavar="STYLE", nargs="+", help="the style image(s)")
     parser.add_argument(
         "-o",
         "--output",

@@ -44,7 +44,9 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         )
         parser.set_defaults(handler=run)
         if missing_requirement(kind) is not None:
-            continue  # running it says what to install
+            if kind in argv:
+                load_method(kind)  # one line saying what to install (main shows it)
+            continue
         method = load_method(kind)
         for name in method.training_inputs:
             flag, metavar, help_text = INPUT_FLAGS[name]
