@@ -491,7 +491,7 @@ def test_permission_error_is_reported(small_png, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(decode, "open", refuse, raising=False)  # shadows the builtin there
+    monkeypatch.setattr(decode.os, "open", refuse)  # load_image opens with os.open (non-blocking)
     with pytest.raises(InputError, match="permission denied") as info:
         load_image(small_png)
     assert "small.png" in str(info.value)

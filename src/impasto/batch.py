@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .errors import Cancelled, ImpastoError, InputError
+from .files import resolved
 from .images import OUTPUT_FORMATS, LoadedImage, check_output_path, load_image, resize_to
 from .images import save_image as write_image
 from .methods.base import Prepared
@@ -102,9 +103,9 @@ def plan(
                 f"'{first}' and '{job.source}' would both be written to '{job.target}'; "
                 "give them different names or stylise them separately"
             )
-    sources = {Path(p).expanduser().resolve() for p in protected}
-    sources |= {job.source.resolve() for job in jobs}
-    clash = next((job.target for job in jobs if job.target.resolve() in sources), None)
+    sources = {resolved(Path(p).expanduser()) for p in protected}
+    sources |= {resolved(job.source) for job in jobs}
+    clash = next((job.target for job in jobs if resolved(job.target) in sources), None)
     if clash is not None:
         raise InputError(f"output '{clash}' would overwrite an input image")
     return jobs, False

@@ -77,6 +77,14 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
         write(handle)
 
 
+def resolved(path: str | os.PathLike[str]) -> Path:
+    """``Path(path).resolve()``; a symlink loop is the user's error, named as such."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as error:  # RuntimeError: a loop, before Python 3.13
+        raise InputError(f"cannot use '{path}': {error}") from None
+
+
 def sha256_of(path: str | os.PathLike[str], chunk: int = _READ_CHUNK) -> str:
     """Hex sha256 digest of a file, read in ``chunk``-byte pieces."""
     digest = hashlib.sha256()

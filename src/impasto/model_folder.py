@@ -131,6 +131,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path} is unreadable or not JSON ({error})") from error
+    except RecursionError:
+        raise InputError(f"{path} is nested too deeply to be an impasto file") from None
     if not isinstance(value, dict):
         raise InputError(f"{path} must hold a JSON object")
     return value
@@ -190,4 +192,8 @@ def load_model_folder(folder: str | os.PathLike, method: str | None = None) -> M
     except (SafetensorError, OSError, ValueError) as error:
         raise InputError(f"{weights} is corrupt ({error})") from error
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    finite = (v.isfinite().all() for v in state.values() if v.is_floating_point())
+    broken = not all(finite)
+    if broken:
+        raise InputError(f"{weights} holds weights that are not finite (NaN or infinity)")
     return ModelFolder(path, str(config["method"]), config["network"], state, metadata)

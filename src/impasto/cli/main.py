@@ -2,15 +2,17 @@
 
 Every error a user can fix (an ``ImpastoError`` or a usage mistake) becomes one line
 ``impasto: error: ...`` on stderr and exit code 2; Ctrl-C prints ``impasto: interrupted`` and
-exits 130; anything else is an internal error (exit 1). Tracebacks appear only with
-``--debug``. A command's flags that need torch (those built from config dataclasses) are added
-only when that command runs, and command modules import the library inside their functions,
-so ``impasto --help``, ``--version`` and ``download`` never import torch, nor does
-``recommend`` unless it reads a method's config for where to start.
+exits 130, SIGTERM prints ``impasto: terminated`` and exits 143; anything else is an internal
+error (exit 1). Tracebacks appear only with ``--debug``. A command's flags that need torch
+(those built from config dataclasses) are added only when that command runs, and command
+modules import the library inside their functions, so ``impasto --help``, ``--version`` and
+``download`` never import torch, nor does ``recommend`` unless it reads a method's config for
+where to start.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -62,7 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     terminal = Terminal()
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (e.g. called from a worker): leave signals alone
+        previous = None
+    try:
         return args.handler(args, terminal)
+    except Terminated:
+        if args.debug:
+            raise
+        print(f"{PROG}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM  # 143, the shell's code for a SIGTERM
     except ImpastoError as error:
         if args.debug:
             raise
@@ -82,3 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM (kill, timeout, a scheduler) during a command: like Ctrl-C, work stops, outputs
+    being written are removed (they are atomic) and the exit code is 143. A BaseException, so
+    no ``except Exception`` in the library can swallow it."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated

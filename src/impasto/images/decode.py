@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import threading
 import warnings
 from dataclasses import dataclass
@@ -96,14 +97,18 @@ def load_image(path: str | os.PathLike[str], max_pixels: int | None = None) -> L
     if path.is_dir():
         raise InputError(f"cannot read image '{name}': it is a directory")
     try:
-        handle = open(path, "rb")  # closed by the with below
+        # Non-blocking, so a FIFO or a device cannot hang the open; only regular files are read.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise InputError(f"cannot read image '{name}': file not found") from None
     except PermissionError:
         raise InputError(f"cannot read image '{name}': permission denied") from None
-    except OSError as err:
+    except OSError as err:  # e.g. a symlink loop
         raise InputError(f"cannot read image '{name}': {err.strerror or err}") from None
-    with handle:
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise InputError(f"cannot read image '{name}': not a regular file (a pipe or a device?)")
+    with open(descriptor, "rb") as handle:
         image = _decode_first_frame(handle, name, cap)
     rgb, alpha = _to_arrays(image, name)
     return LoadedImage(rgb=rgb, alpha=alpha, path=path)

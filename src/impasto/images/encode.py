@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
-from ..files import atomic_write
+from ..files import atomic_write, resolved
 
 __all__ = ["OUTPUT_FORMATS", "check_output_path", "save_image", "to_pil"]
 
@@ -56,10 +56,10 @@ def check_output_path(
     _check_parent(path)
     if not os.access(path.parent, os.W_OK):
         raise InputError(f"cannot write '{path}': folder '{path.parent}' is not writable")
-    target = path.resolve()
+    target = resolved(path)
     for item in inputs:
         source = Path(item).expanduser()
-        same = source.resolve() == target
+        same = resolved(source) == target
         if not same and path.exists() and source.exists():
             try:
                 same = os.path.samefile(path, source)  # hard links, case-insensitive disks

@@ -17,6 +17,7 @@ impasto.pipeline.
 
 from __future__ import annotations
 
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -63,9 +64,9 @@ def style_weights(style_blend: Sequence[float] | None, count: int) -> list[float
             f"--style-blend has {len(style_blend)} weight(s) for {count} style image(s); give "
             "one weight per style image"
         )
-    if any(w < 0 for w in style_blend) or sum(style_blend) <= 0:
-        raise InputError("--style-blend weights must be >= 0 with a positive sum")
     total = sum(style_blend)
+    if any(w < 0 for w in style_blend) or not 0 < total < math.inf:
+        raise InputError("--style-blend weights must be >= 0 with a positive, finite sum")
     return [w / total for w in style_blend]
 
 

@@ -105,7 +105,7 @@ class FastTrainConfig:
     padding: str = option("reflect", "convolution padding", choices=PADDING_CHOICES)
     edge_kernel: int = option(9, "kernel of the first and last convolutions (the paper's 9; 5 "
                               "is faster on a CPU)", choices=EDGE_KERNEL_CHOICES)  # fmt: skip
-    seed: int = option(0, "random seed (network start, data order, crops)", min=0)
+    seed: int = option(0, "random seed (network start, data order, crops)", min=0, max=2**63 - 1)
     checkpoint_every: int = option(200, "write a resumable checkpoint every N steps", min=1)
     preview_every: int = option(200, "write a preview image every N steps (0: never)", min=0)
     device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
@@ -301,6 +301,11 @@ def load_model(model: str | os.PathLike) -> FastModel:
         if unknown:
             raise InputError(f"{path}: unknown network options {', '.join(unknown)}")
         network_config = NetworkConfig(**folder.network)
+        # Checked before anything is built: an untrusted config must not size the network.
+        for name, low, high in (("channels", 1, 256), ("residual_blocks", 0, 32)):
+            value = getattr(network_config, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InputError(f"{path}: '{name}' must be a whole number from {low} to {high}")
         if network_config.padding not in PADDING_CHOICES:
             raise InputError(f"{path}: unknown padding '{network_config.padding}'")
         if network_config.edge_kernel not in EDGE_KERNEL_CHOICES:

@@ -25,6 +25,7 @@ Departures from the paper, and why:
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ class GatysConfig:
         "style layers and weights (default: backbone's); WEIGHT defaults to 1",
         metavar="NAME[:WEIGHT]",
     )
-    seed: int = option(0, "random seed (bit-identical output on the CPU)", min=0)
+    seed: int = option(0, "random seed (bit-identical output on the CPU)", min=0, max=2**63 - 1)
     device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
     precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere",
                             choices=AUTOCAST_PRECISIONS)  # fmt: skip
@@ -224,6 +225,11 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             budget.offer(total, image)
             step_count += 1
             values = {k: float(v.detach()) for k, v in terms.items()}
+            if not math.isfinite(values["total"]):
+                raise InputError(
+                    f"the loss is not a finite number at step {step_count} ({values['total']}): "
+                    "the weights are too large (--content-weight, --style-weight, --tv-weight)"
+                )
             history.append(values)
             preview = None
             if config.save_every and step_count % config.save_every == 0:
