@@ -243,3 +243,36 @@ def test_sigterm_during_stylize_exits_143_with_one_line_and_no_output(tmp_path, 
     assert process.returncode == 143, rest
     assert rest.strip().splitlines()[-1] == "impasto: terminated"
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["photo.png"]
+
+
+# --------------------------------------------------------------------------- odd shapes
+
+
+@pytest.mark.parametrize("size", [(1, 5000), (5000, 1)])
+@pytest.mark.parametrize("role", ["content", "style"])
+def test_a_one_pixel_thin_image_is_refused_by_gatys_with_the_minimum(capsys, tmp_path, photo,
+                                                                    size, role):  # fmt: skip
+    from PIL import Image
+
+    thin = tmp_path / "thin.png"
+    Image.new("RGB", size, "red").save(thin)
+    out = tmp_path / "out.png"
+    argv = stylize("gatys", thin, out) if role == "content" else stylize("gatys", photo, out, thin)
+    code, err = run(capsys, *argv)
+    line = one_error_line(err)
+    assert code == 2 and "too thin" in line and "at least 16" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("size", [(1, 5000), (5000, 1)])
+def test_a_one_pixel_thin_image_is_refused_or_recoloured_by_the_other_methods(capsys, tmp_path,
+                                                                             size):  # fmt: skip
+    from PIL import Image
+
+    thin = tmp_path / "thin.png"
+    Image.new("RGB", size, "red").save(thin)
+    code, err = run(capsys, *stylize("fast", thin, tmp_path / "f.png"))
+    assert code == 2 and "at least 16 pixels" in one_error_line(err)
+    code, err = run(capsys, *stylize("color", thin, tmp_path / "c.png"))  # no network: works
+    assert code == 0, err
+    assert impasto.load_image(tmp_path / "c.png").rgb.shape[-2:] == (size[1], size[0])

@@ -53,6 +53,7 @@ OPTIMIZER_CHOICES = ("lbfgs", "adam")
 INIT_CHOICES = ("content", "noise")
 # The coarsest scale is the largest size obtained by halving ``size`` that stays >= this.
 MIN_SCALE_SIZE = 192
+MIN_SIDE = 16  # the short side every image needs at every scale (the backbones downsample)
 
 
 @dataclass
@@ -114,6 +115,23 @@ def scale_sizes(size: int, scales: int | None = None) -> list[int]:
     return sizes
 
 
+def check_sides(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConfig) -> None:
+    """Refuse images too thin for the backbone at the smallest scale (e.g. 1x5000 pixels),
+    naming the image and the limit, instead of failing deep inside a convolution."""
+    smallest = scale_sizes(config.size, config.scales)[0]
+    images = [("the content image", content, smallest)]
+    style_size = max(16, round(smallest * config.style_scale))
+    images += [(f"style image {i + 1}", style, style_size) for i, style in enumerate(styles)]
+    for what, image, long_side in images:
+        height, width = image.shape[-2:]
+        short = round(min(height, width) * long_side / max(height, width))
+        if short < MIN_SIDE:
+            raise InputError(
+                f"{what} ({width}x{height} pixels) is too thin: at {long_side} px its short side "
+                f"is {short} px, and it must be at least {MIN_SIDE} (crop it, or raise --size)"
+            )
+
+
 class Objective:
     """The perceptual loss (impasto.losses.perceptual_loss) at one scale, targets precomputed."""
 
@@ -166,6 +184,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         if image.ndim != 4 or image.shape[:2] != (1, 3):
             raise InputError(f"images must be (1, 3, H, W) tensors, got {tuple(image.shape)}")
     blend = style_weights(config.style_blend, len(styles))
+    check_sides(content, styles, config)
     device = resolve_device(config.device)
     configure_for_speed(device)
     started = time.perf_counter()
