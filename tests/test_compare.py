@@ -246,3 +246,25 @@ def test_compare_gatys_and_a_fast_model_side_by_side(pics, tmp_path):
     model = fast.load_model(folder)
     expected = fast.stylize(result.content, model, fast.FastConfig(size=40))
     assert torch.allclose(fast_row.image, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("failing", ["report", "sheet"])
+def test_a_failed_write_leaves_none_of_the_outputs(pics, tmp_path, capsys, monkeypatch, failing):
+    from impasto import compare as compare_module
+    from impasto import images
+
+    def refuse(*args, **kwargs):
+        raise InputError("cannot write: the disk is full")
+
+    if failing == "report":
+        monkeypatch.setattr(compare_module, "write_report", refuse)
+    else:
+        monkeypatch.setattr(images, "save_image", refuse)
+    sheet, report = tmp_path / "sheet.png", tmp_path / "scores.json"
+    code = cli.main(
+        ["compare", str(pics["content"]), str(pics["style"]), "--settings", "style_weight=1e3",
+         "--grid-out", str(sheet), "--json", str(report), "--backbone", "tiny", "--size", "40",
+         "--steps", "2"]
+    )  # fmt: skip
+    assert code == 2 and "disk is full" in capsys.readouterr().err
+    assert not sheet.exists() and not report.exists()

@@ -4,6 +4,7 @@ labelled contact sheet, with scores (impasto.compare)."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def _check_report_path(text: str, option: str, inputs: Sequence[str]) -> Path:
         raise InputError(f"{option} '{text}': it is a directory")
     if not path.parent.is_dir():
         raise InputError(f"{option} '{text}': folder '{path.parent}' does not exist")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{option} '{text}': not writable")  # found before the work, not after
     if any(Path(item).expanduser().resolve() == path.resolve() for item in inputs):
         raise InputError(f"{option} '{text}' would overwrite an input image")
     return path
@@ -92,7 +95,13 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
             content, style, parsed, base, progress=finished, notify=terminal.line, events=view
         )
     sheet = compare.contact_sheet(result.content, result.style, result.rows)
-    images.save_image(sheet, grid)
+    # The reports first, then the sheet: a failure leaves none of this run's outputs behind.
     compare.write_report(result.rows, json_path=args.json, csv_path=args.csv)
+    try:
+        images.save_image(sheet, grid)
+    except BaseException:
+        for report in report_paths[1:]:
+            report.unlink(missing_ok=True)
+        raise
     terminal.line(f"wrote {grid} ({sheet.shape[-1]}x{sheet.shape[-2]})")
     return 0
