@@ -276,3 +276,19 @@ def test_a_one_pixel_thin_image_is_refused_or_recoloured_by_the_other_methods(ca
     code, err = run(capsys, *stylize("color", thin, tmp_path / "c.png"))  # no network: works
     assert code == 0, err
     assert impasto.load_image(tmp_path / "c.png").rgb.shape[-2:] == (size[1], size[0])
+
+
+class NotATensor:
+    """A class a pickle can name: loading it would run this module's code."""
+
+
+def test_a_pickle_with_objects_is_refused_without_advice_to_unpickle_it(capsys, tmp_path, photo):
+    evil = tmp_path / "weights.pth"
+    torch.save({"layer": NotATensor()}, evil)
+    out = tmp_path / "out.png"
+    argv = stylize("gatys", photo, out) + ["--backbone", "vgg19", "--weights", evil]
+    code, err = run(capsys, *argv)
+    line = one_error_line(err)
+    assert code == 2 and "pickled Python objects" in line
+    assert "weights_only" not in line and "trust" not in line and "\x1b" not in line
+    assert not out.exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import pickle
 import tempfile
 import urllib.error
 import urllib.request
@@ -355,6 +356,12 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # Not torch's message: it advises loading the file with weights_only=False.
+        raise WeightsError(
+            f"{path} holds pickled Python objects besides tensors; impasto loads only state "
+            "dicts of tensors and will not run a pickle's code: save the weights as safetensors"
+        ) from error
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WeightsError(
