@@ -145,7 +145,7 @@ def test_weights_are_found_from_the_environment_or_the_cache(tmp_path, monkeypat
     assert clip.clip_weights_path() is None
     monkeypatch.setenv("IMPASTO_CLIP_WEIGHTS", str(tmp_path / "x.safetensors"))
     assert clip.clip_weights_path() == tmp_path / "x.safetensors"
-    with pytest.raises(WeightsError, match="weights not found"):
+    with pytest.raises(WeightsError, match="x.safetensors': file not found"):
         clip.load_clip()  # named but missing: an error, not "unavailable"
 
 

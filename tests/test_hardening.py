@@ -292,3 +292,12 @@ def test_a_pickle_with_objects_is_refused_without_advice_to_unpickle_it(capsys, 
     assert code == 2 and "pickled Python objects" in line
     assert "weights_only" not in line and "trust" not in line and "\x1b" not in line
     assert not out.exists()
+
+
+def test_a_missing_clip_weights_file_is_named_as_given(capsys, tmp_path, photo):
+    style = ASSETS / "vangogh_bedroom_in_arles.jpg"
+    missing = tmp_path / "missing.pt"
+    code, err = run(capsys, "evaluate", photo, "--content", photo, "--style", style,
+                    "--metrics", "clip_style", "--clip-weights", missing)  # fmt: skip
+    line = one_error_line(err)
+    assert code == 2 and str(missing) in line and "file not found" in line

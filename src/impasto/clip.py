@@ -193,6 +193,9 @@ def load_clip(
     """Load the CLIP image encoder from ``path`` (see ``clip_weights_path``). Never downloads;
     raises WeightsError when there are no weights or they do not load."""
     found = clip_weights_path(path)
-    if found is None or not found.is_file():
+    if found is None:
         raise WeightsError(missing_reason().removeprefix("unavailable: "))
+    if not found.is_file():  # the file the user named (or $IMPASTO_CLIP_WEIGHTS), not the cache
+        problem = "it is a directory" if found.is_dir() else "file not found"
+        raise WeightsError(f"CLIP weights '{found}': {problem}")
     return CLIPImageEncoder.from_state_dict(_read_state(found, trusted_sha256))
