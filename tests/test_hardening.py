@@ -30,7 +30,7 @@ QUICK = {
 }
 
 
-class Hang(Exception):
+class Hang(BaseException):  # not caught by the CLI as an internal error
     pass
 
 
@@ -50,8 +50,8 @@ def no_hang(seconds: int = 20):
         signal.signal(signal.SIGALRM, previous)
 
 
-def run(capsys, *argv):
-    with no_hang():
+def run(capsys, *argv, seconds: int = 30):
+    with no_hang(seconds):
         code = cli.main([str(arg) for arg in argv])
     captured = capsys.readouterr()
     return code, captured.err
@@ -301,3 +301,18 @@ def test_a_missing_clip_weights_file_is_named_as_given(capsys, tmp_path, photo):
                     "--metrics", "clip_style", "--clip-weights", missing)  # fmt: skip
     line = one_error_line(err)
     assert code == 2 and str(missing) in line and "file not found" in line
+
+
+@pytest.mark.parametrize("opset, needle", [("0", "at least 18"), ("999", "cannot write it")])
+def test_an_opset_the_exporter_cannot_write_is_one_line_and_no_file(capsys, tmp_path, opset,
+                                                                    needle):  # fmt: skip
+    from impasto.methods import fast
+    from impasto.model_folder import save_model_folder
+
+    network = fast.TransformNet(fast.NetworkConfig(channels=4, residual_blocks=1))
+    folder = save_model_folder(tmp_path / "m", "fast", {"channels": 4, "residual_blocks": 1},
+                               network.state_dict(), {})  # fmt: skip
+    out = tmp_path / "m.onnx"
+    code, err = run(capsys, "export", folder, "-o", out, "--opset", opset, seconds=300)
+    assert code == 2 and needle in one_error_line(err)
+    assert not out.exists() and not list(tmp_path.glob(".m.onnx*"))

@@ -22,6 +22,7 @@ from .files import atomic_path
 
 EXPORT_FORMATS: tuple[str, ...] = ("onnx",)
 DEFAULT_OPSET = 18
+MIN_OPSET = 18  # the exporter writes nonsense below what the network's operators need
 TRACE_SIZE = 64  # the example input's side; any size works after export
 
 
@@ -37,6 +38,8 @@ def export_onnx(network, path: str | os.PathLike, opset: int = DEFAULT_OPSET) ->
         raise InputError(
             f"ONNX export needs the '{error.name}' package: pip install 'impasto[export]'"
         ) from error
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise InputError(f"--opset must be a whole number of at least {MIN_OPSET}, got {opset!r}")
     target = Path(path)
     if target.suffix.lower() != ".onnx":
         raise InputError(f"ONNX output must end in .onnx, got '{target.name}'")
@@ -65,6 +68,14 @@ def export_onnx(network, path: str | os.PathLike, opset: int = DEFAULT_OPSET) ->
                 dynamic_shapes={"images": {0: batch, 2: height, 3: width}},
                 external_data=False,
             )  # fmt: skip
+            written = next(
+                (entry.version for entry in program.model_proto.opset_import if not entry.domain),
+                None,
+            )
+            if written != opset:  # e.g. 999: the exporter quietly writes its default instead
+                raise InputError(
+                    f"--opset {opset}: this exporter cannot write it (it wrote {written})"
+                )
             with atomic_path(target) as partial:
                 program.save(str(partial))
     finally:
