@@ -316,3 +316,16 @@ def test_an_opset_the_exporter_cannot_write_is_one_line_and_no_file(capsys, tmp_
     code, err = run(capsys, "export", folder, "-o", out, "--opset", opset, seconds=300)
     assert code == 2 and needle in one_error_line(err)
     assert not out.exists() and not list(tmp_path.glob(".m.onnx*"))
+
+
+@pytest.mark.parametrize("backbone", ["vgg19", "efficientnet-lite0", "tiny"])
+def test_weights_with_a_junk_key_are_one_short_line(capsys, tmp_path, photo, backbone):
+    junk = tmp_path / "junk.pth"
+    torch.save({"junk": torch.zeros(1)}, junk)
+    out = tmp_path / "out.png"
+    code, err = run(
+        capsys, *stylize("gatys", photo, out), "--backbone", backbone, "--weights", junk
+    )
+    line = one_error_line(err)
+    assert code == 2 and f"weights do not fit backbone '{backbone}'" in line and len(line) < 300
+    assert not out.exists()

@@ -133,6 +133,9 @@ def load_backbone(name: str = "auto", *, weights: Path | None = None, allow_down
         backbone = getattr(module, function)(
             weights=weights, allow_download=allow_download, progress=progress
         )
-    except (KeyError, RuntimeError) as error:
-        raise WeightsError(f"weights do not fit backbone '{resolved}': {error}") from error
+    except (KeyError, RuntimeError, ValueError) as error:  # names or shapes that do not fit
+        reason = " ".join(str(error).split())
+        if len(reason) > 200:  # torch lists every missing key: one readable line instead
+            reason = reason[:200] + " ..."
+        raise WeightsError(f"weights do not fit backbone '{resolved}': {reason}") from error
     return backbone.freeze()
