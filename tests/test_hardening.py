@@ -329,3 +329,25 @@ def test_weights_with_a_junk_key_are_one_short_line(capsys, tmp_path, photo, bac
     line = one_error_line(err)
     assert code == 2 and f"weights do not fit backbone '{backbone}'" in line and len(line) < 300
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "checkpoint, needle",
+    [
+        ([1, 2, 3], "holds a list"),
+        ({"model": {}, "optimizer": {}, "step": 3}, "fingerprint missing"),
+        ({"model": {}, "optimizer": {}, "step": 3, "fingerprint": "{not json"}, "not JSON"),
+        ({"model": {}, "optimizer": {}, "step": "3", "fingerprint": "{}"}, "not a whole number"),
+    ],
+)
+def test_resume_from_a_malformed_checkpoint_is_one_line(capsys, tmp_path, photo, checkpoint,
+                                                        needle):  # fmt: skip
+    folder = tmp_path / "model"
+    (folder / "training").mkdir(parents=True)
+    torch.save(checkpoint, folder / "training" / "checkpoint.pt")
+    style = ASSETS / "vangogh_bedroom_in_arles.jpg"
+    small = ["--size", "24", "--batch", "2", "--channels", "4", "--residual-blocks", "1"]
+    argv = ["train", "fast", "--style", style, "--data", photo.parent, "-o", folder, "--resume"]
+    code, err = run(capsys, *argv, *small, "--backbone", "tiny", "--steps", "3", "--quiet")
+    assert code == 2 and needle in one_error_line(err)
+    assert not (folder / "model.safetensors").exists()

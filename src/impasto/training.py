@@ -43,9 +43,34 @@ def read_checkpoint(folder: str | os.PathLike) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise InputError(f"training checkpoint {path} is unreadable ({error})") from error
+        reason = " ".join(str(error).split())[:200]
+        raise InputError(f"training checkpoint {path} is unreadable ({reason})") from error
+    problem = _checkpoint_problem(checkpoint)
+    if problem is not None:
+        raise InputError(f"{path} is not an impasto training checkpoint: {problem}")
+    return checkpoint
+
+
+def _checkpoint_problem(checkpoint: Any) -> str | None:
+    """What is wrong with a loaded checkpoint's structure, or None."""
+    if not isinstance(checkpoint, dict):
+        return f"it holds a {type(checkpoint).__name__}, not a dict"
+    missing = [
+        key for key in ("model", "optimizer", "step", "fingerprint") if key not in checkpoint
+    ]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    if isinstance(checkpoint["step"], bool) or not isinstance(checkpoint["step"], int):
+        return "its step is not a whole number"
+    try:
+        fingerprint = json.loads(checkpoint["fingerprint"])
+    except (TypeError, ValueError):
+        return "its fingerprint is not JSON"
+    if not isinstance(fingerprint, dict) or not isinstance(fingerprint.get("config"), dict):
+        return "its fingerprint has no settings"
+    return None
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
