@@ -20,7 +20,8 @@ import pytest
 import torch
 from PIL import Image
 
-from impasto import cli, weights
+from impasto import weights
+from impasto.cli import main as cli
 from impasto.cli import terminal
 from impasto.errors import InputError
 from impasto.methods import gatys
@@ -777,7 +778,7 @@ def test_plain_progress_lines_follow_every_input_of_a_folder(capsys, pics, tmp_p
 def test_quick_commands_do_not_import_torch(argv):
     code = (
         "import sys\n"
-        "from impasto.cli import main\n"
+        "from impasto.cli.main import main\n"
         f"main({argv!r})\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )

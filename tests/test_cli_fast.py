@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from impasto import cli, training
+from impasto import training
+from impasto.cli import main as cli
 from impasto.methods import fast
 from impasto.model_folder import save_model_folder
 from impasto.nn import layers

@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from impasto import cli, clip, metrics
+from impasto import clip, metrics
+from impasto.cli import main as cli
 from impasto.errors import WeightsError
 from impasto.weights import sha256_of
 

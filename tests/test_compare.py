@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from impasto import cli
+from impasto.cli import main as cli
 from impasto.compare import (
     ComparisonRow,
     compare,

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import impasto
-from impasto import cli
+from impasto.cli import main as cli
 from impasto.methods.registry import METHODS
 from impasto.model_folder import MODELS_DIR
 

@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 
 import impasto
-from impasto import batch, cli, pipeline
+from impasto import batch, pipeline
+from impasto.cli import main as cli
 from impasto.config import config_from_dict, config_to_dict, flag_name
 from impasto.errors import Cancelled, InputError
 from impasto.images import load_image

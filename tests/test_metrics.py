@@ -15,8 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from impasto import cli, metrics
+from impasto import metrics
 from impasto.backbones import load_backbone
+from impasto.cli import main as cli
 from impasto.errors import InputError
 from impasto.images import load_image, resize_long_side, resize_to
 from impasto.metrics import evaluation

@@ -191,7 +191,7 @@ def test_recommendation_defaults_are_copies():
 
 
 def test_cli_recommend_quality_names_gatys_as_available(capsys):
-    from impasto.cli import main
+    from impasto.cli.main import main
 
     assert main(["recommend", "--quality"]) == 0
     out = capsys.readouterr().out
@@ -202,7 +202,7 @@ def test_cli_recommend_quality_names_gatys_as_available(capsys):
 def test_cli_recommend_json_lists_each_flag_s_methods(capsys):
     import json
 
-    from impasto.cli import main
+    from impasto.cli.main import main
 
     assert main(["recommend", "--text-prompt", "--no-content-leak", "--json"]) == 0
     ids = [entry["method"] for entry in json.loads(capsys.readouterr().out)]
@@ -210,7 +210,7 @@ def test_cli_recommend_json_lists_each_flag_s_methods(capsys):
 
 
 def test_cli_recommend_unknown_flag_is_one_line_exit_2(capsys):
-    from impasto.cli import main
+    from impasto.cli.main import main
 
     assert main(["recommend", "--cheap"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

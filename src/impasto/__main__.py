@@ -1,6 +1,6 @@
 """``python -m impasto``: the same as the ``impasto`` command."""
 
-from impasto.cli import main
+from impasto.cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

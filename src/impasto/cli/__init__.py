@@ -2,10 +2,7 @@
 
 One module per command (stylize, train, export, compare, evaluate, recommend, download,
 backbones), the argument machinery (args.py) and the terminal UI (terminal.py); main.py
-builds the parser and maps errors to exit codes. The CLI imports only public names of the
-library.
+builds the parser, maps errors to exit codes and is the entry point
+(``impasto.cli.main:main``). This file imports nothing, so main.py can import the command
+modules without a loop. The CLI imports only public names of the library.
 """
-
-from .main import build_parser, main
-
-__all__ = ["build_parser", "main"]
