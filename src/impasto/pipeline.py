@@ -199,9 +199,11 @@ def train_model(
                 f"skipped {len(photos.skipped)} unreadable file(s) of "
                 f"{len(photos.skipped) + len(photos.photos)} (first: {photos.skipped[0]})"
             )
-    backbone = None
+    backbone = None  # the loss network, resolved, fetched and loaded as ``prepare`` does
     if hasattr(config, "backbone"):
         config.backbone = resolve_backbone(config.backbone, progress=progress, notify=notify)
+        report(progress, ProgressEvent(f"loading {config.backbone}", 0, 0, kind="stage"))
+        backbone = load_backbone(config.backbone, notify=notify)
     return method_object.train(
         config,
         style=style_rgb,
