@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from impasto import weights
 from impasto.backbones import (
     BACKBONE_CHOICES,
     BACKBONES,
@@ -233,19 +232,6 @@ def test_auto_picks_vgg19_when_it_can_be_downloaded():
         raise AssertionError(f"no fallback expected: {line}")
 
     assert resolve_backbone_name("auto", notify=notify, probe=lambda: True) == "vgg19"
-
-
-def test_auto_picks_cached_vgg19_without_probing(monkeypatch):
-    monkeypatch.setenv("IMPASTO_OFFLINE", "1")
-    path = weights.weights_dir() / weights.VGG19.filename
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as file:
-        file.truncate(weights.VGG19.size)  # sparse: the cache check looks at the size only
-
-    def probe():
-        raise AssertionError("probed although the weights are cached")
-
-    assert resolve_backbone_name("auto", probe=probe) == "vgg19"
 
 
 # ----------------------------------------------------------------------------- EfficientNet-Lite0

@@ -94,9 +94,12 @@ def refusing_urlopen(calls):
 
 
 def cache_entries() -> list[str]:
-    """Every name in the weights folder, hidden .part files included."""
+    """Every name in the weights folder, hidden .part files included (not the record of checked
+    digests, which a successful download writes)."""
     folder = weights.weights_dir()
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    if not folder.exists():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.name != weights.VERIFIED_RECORD)
 
 
 # --- locations and environment ---------------------------------------------------------------

@@ -9,7 +9,9 @@ key layout (``visual.*``) loads.
 
 Weights: OpenAI's published archive ``ViT-B-32.pt`` (MIT licence; URL and sha256 in ``WEIGHTS``),
 fetched by ``impasto download clip-vit-b32``, never implicitly. That file is a TorchScript
-archive: it is opened with ``torch.jit.load`` only after its sha256 matched the published digest.
+archive: it is opened with ``torch.jit.load`` only after its sha256 matched the published digest
+(for the cached copy: checked once and remembered, see ``impasto.weights.verified_path``; a
+cached copy that does not match is an error, never loaded).
 Any other file must be a plain state dict (``.safetensors``, or a ``.pt`` that
 ``torch.load(weights_only=True)`` accepts).
 """
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import WeightsError
-from .weights import CLIP_VIT_B32, cached_path, sha256_of, weights_dir
+from .weights import CLIP_VIT_B32, cached_path, file_sha256, verified_path, weights_dir
 
 WEIGHTS = CLIP_VIT_B32
 
@@ -161,7 +163,7 @@ def _read_state(path: Path, trusted_sha256: str) -> dict[str, torch.Tensor]:
 
     if not is_torchscript_archive(path):
         return load_state_dict(path)
-    if sha256_of(path) != trusted_sha256:
+    if file_sha256(path) != trusted_sha256:  # remembered for the cached copy: not re-read
         raise WeightsError(
             f"{path} is a TorchScript archive but not OpenAI's published ViT-B-32.pt (sha256 "
             "differs); impasto opens TorchScript only from that file. Use a safetensors state dict"
@@ -172,11 +174,16 @@ def _read_state(path: Path, trusted_sha256: str) -> dict[str, torch.Tensor]:
 
 def clip_weights_path(path: str | os.PathLike | None = None) -> Path | None:
     """The CLIP weights to use: ``path`` if given, else ``$IMPASTO_CLIP_WEIGHTS``, else the
-    cached download; None when there are none (the metrics then say how to get them)."""
+    cached download; None when there are none (the metrics then say how to get them).
+    Size only for the cache: ``load_clip`` checks its sha256 before loading it."""
+    named = _named_path(path)
+    return named if named is not None else cached_path(WEIGHTS)
+
+
+def _named_path(path: str | os.PathLike | None) -> Path | None:
+    """``path``, else ``$IMPASTO_CLIP_WEIGHTS``, else None (then the cache is used)."""
     chosen = path or os.environ.get("IMPASTO_CLIP_WEIGHTS", "").strip() or None
-    if chosen is not None:
-        return Path(chosen).expanduser()
-    return cached_path(WEIGHTS)
+    return Path(chosen).expanduser() if chosen is not None else None
 
 
 def missing_reason() -> str:
@@ -191,11 +198,14 @@ def load_clip(
     path: str | os.PathLike | None = None, trusted_sha256: str = WEIGHTS.sha256
 ) -> CLIPImageEncoder:
     """Load the CLIP image encoder from ``path`` (see ``clip_weights_path``). Never downloads;
-    raises WeightsError when there are no weights or they do not load."""
-    found = clip_weights_path(path)
+    raises WeightsError when there are no weights, when the cached download does not match its
+    sha256 (named, with the fix), or when they do not load."""
+    found = _named_path(path)
     if found is None:
-        raise WeightsError(missing_reason().removeprefix("unavailable: "))
-    if not found.is_file():  # the file the user named (or $IMPASTO_CLIP_WEIGHTS), not the cache
+        found = verified_path(WEIGHTS)  # never a cached file that fails its sha256
+        if found is None:
+            raise WeightsError(missing_reason().removeprefix("unavailable: "))
+    elif not found.is_file():  # the file the user named (or $IMPASTO_CLIP_WEIGHTS)
         problem = "it is a directory" if found.is_dir() else "file not found"
         raise WeightsError(f"CLIP weights '{found}': {problem}")
     return CLIPImageEncoder.from_state_dict(_read_state(found, trusted_sha256))

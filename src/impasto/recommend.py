@@ -248,9 +248,15 @@ def _config_defaults(method_id: str) -> dict[str, Any]:
 
 
 def _gatys_backbone_note() -> str:
-    from . import weights  # a look in the cache folder: no torch, no network
+    from . import weights  # a look in the cache folder: no torch, no network, no hashing
 
-    if weights.cached_path(weights.VGG19) is not None:
+    spec = weights.VGG19
+    if weights.known_mismatch(spec):  # remembered from an earlier check; stylize checks anyway
+        return (
+            "backbone now: efficientnet-lite0 (the cached VGG-19 file does not match its "
+            "sha256); run `impasto download vgg19` to replace it"
+        )
+    if weights.cached_path(spec) is not None:
         return "backbone now: vgg19 (weights cached)"
     return (
         "backbone now: efficientnet-lite0 offline (VGG-19 weights not cached); "

@@ -3,6 +3,11 @@
 Every download is streamed into a hidden ``.part`` file next to its final place, hashed while it
 is written, checked against the expected size and sha256, and only then renamed into the cache
 with :func:`os.replace` (atomic), so the cache never holds a partial or unverified file.
+A cached file is checked against its sha256 before its first use (:func:`verified_path`): it
+may have been damaged on disk or put there by hand. The digest is remembered in
+``weights_dir() / VERIFIED_RECORD`` with the file's size, mtime and inode, so a 575 MB file is
+hashed once, not on every run; a file that changes is hashed again. A file that does not match
+is never used and never deleted here: the error names it and says how to replace it.
 The library never prints: progress goes to an optional ``progress(bytes_done, bytes_total)``
 callback, and every problem a user can fix raises :class:`~impasto.errors.WeightsError`.
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import pickle
 import tempfile
@@ -27,25 +33,29 @@ from typing import TYPE_CHECKING, BinaryIO
 import platformdirs
 
 from impasto import __version__
-from impasto.errors import WeightsError
+from impasto.errors import InputError, WeightsError
 
-from .files import sha256_of
+from .files import atomic_write, sha256_of
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "VERIFIED_RECORD",
     "VGG19",
     "ProgressCallback",
     "WeightSpec",
     "cached_path",
     "download",
     "ensure",
+    "file_sha256",
     "home_dir",
     "is_offline",
+    "known_mismatch",
     "load_state_dict",
     "reachable",
     "sha256_of",
+    "verified_path",
     "verify",
     "weights_dir",
 ]
@@ -56,6 +66,8 @@ ProgressCallback = Callable[[int, int], None]
 _TRUE_VALUES = ("1", "true", "yes", "on")
 _CHUNK = 1 << 20  # 1 MiB: few callbacks for a 550 MB file, small memory footprint
 _WEIGHTS_HINT = "download them elsewhere and pass --weights PATH"
+VERIFIED_RECORD = ".verified.json"
+"""File in weights_dir() remembering the sha256 of each cached file by its size, mtime, inode."""
 
 # Errors from urlopen() or response.read() that mean "the network or the server failed"; anything
 # else (a bug, the test suite's network guard, a progress callback raising Cancelled) propagates
@@ -118,7 +130,10 @@ def is_offline() -> bool:
 
 
 def cached_path(spec: WeightSpec) -> Path | None:
-    """The cached file for ``spec`` if it exists with the expected size, else None (no hashing)."""
+    """The cached file for ``spec`` if it exists with the expected size, else None.
+
+    Size only, no hashing: whether the file is *usable* is :func:`verified_path`'s answer.
+    """
     path = weights_dir() / spec.filename
     try:
         if path.is_file() and path.stat().st_size == spec.size:
@@ -128,13 +143,102 @@ def cached_path(spec: WeightSpec) -> Path | None:
     return None
 
 
-def verify(path: str | os.PathLike[str], spec: WeightSpec) -> None:
-    """Raise WeightsError unless the file's sha256 equals ``spec.sha256``."""
+def verified_path(spec: WeightSpec) -> Path | None:
+    """The cached file for ``spec`` when its size and sha256 match; None when no file of that size
+    is cached. The sha256 is computed once per file and remembered (see :func:`file_sha256`).
+
+    Raises WeightsError (one line: the file, the mismatch, the fix) when the file does not match;
+    such a file is never used, and never deleted here.
+    """
+    path = cached_path(spec)
+    if path is None:
+        return None
+    if file_sha256(path) != spec.sha256.lower():
+        raise WeightsError(
+            f"{path} does not match the expected sha256 of the {spec.name} weights (damaged or "
+            f"another file): delete it, or run `impasto download {spec.name}` to replace it"
+        )
+    return path
+
+
+def known_mismatch(spec: WeightSpec) -> bool:
+    """True when the remembered sha256 of ``spec``'s cached file is not ``spec.sha256``. Never
+    hashes: for quick looks (``impasto recommend``); anything loaded goes through verified_path."""
+    path = cached_path(spec)
+    if path is None:
+        return False
+    digest = file_sha256(path, hash_now=False)
+    return digest is not None and digest != spec.sha256.lower()
+
+
+def file_sha256(path: str | os.PathLike[str], *, hash_now: bool = True) -> str | None:
+    """The hex sha256 of ``path``. For a file in weights_dir() the digest is remembered in
+    VERIFIED_RECORD with the file's size, mtime and inode, and hashed again only when one of
+    them changed. ``hash_now=False``: the remembered digest or None, never reading the file.
+    Raises WeightsError when the file cannot be read."""
     path = Path(path)
+    stamp = _stamp(path) if _in_weights_dir(path) else None
+    if stamp is not None:
+        entry = _read_record(path.parent).get(path.name)
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and all(entry.get(key) == value for key, value in stamp.items())
+        ):
+            return entry["sha256"]
+    if not hash_now:
+        return None
     try:
-        got = sha256_of(path)
+        digest = sha256_of(path)
     except OSError as error:
         raise WeightsError(f"cannot read weights file {path}: {error.strerror or error}") from error
+    if stamp is not None and _stamp(path) == stamp:  # not changed while it was being read
+        _remember(path, stamp, digest)
+    return digest
+
+
+def _in_weights_dir(path: Path) -> bool:
+    try:
+        return path.parent.resolve() == weights_dir().resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _stamp(path: Path) -> dict[str, int] | None:
+    """What identifies one version of a file cheaply; None when it cannot be seen."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return {"size": status.st_size, "mtime_ns": status.st_mtime_ns, "inode": status.st_ino}
+
+
+def _read_record(folder: Path) -> dict:
+    try:
+        record = json.loads((folder / VERIFIED_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, unreadable or garbled: everything is hashed again
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _remember(path: Path, stamp: dict[str, int], digest: str) -> None:
+    """Add ``path``'s digest to the record (atomic rewrite; entries of gone files dropped)."""
+    folder = path.parent
+    record = {
+        name: entry for name, entry in _read_record(folder).items() if (folder / name).is_file()
+    }
+    record[path.name] = {**stamp, "sha256": digest}
+    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    try:
+        atomic_write(folder / VERIFIED_RECORD, lambda handle: handle.write(text.encode()))
+    except (OSError, InputError):  # a read-only cache: the file is hashed again next time
+        pass
+
+
+def verify(path: str | os.PathLike[str], spec: WeightSpec) -> None:
+    """Raise WeightsError unless the file's sha256 (see file_sha256) equals ``spec.sha256``."""
+    path = Path(path)
+    got = file_sha256(path)
     if got != spec.sha256.lower():
         raise WeightsError(
             f"checksum mismatch for {path.name} ({spec.name}): "
@@ -209,6 +313,9 @@ def download(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    stamp = _stamp(target)
+    if stamp is not None and stamp["size"] == spec.size:
+        _remember(target, stamp, digest)  # hashed while downloading: no need to read it again
     return target
 
 
@@ -279,8 +386,10 @@ def ensure(
     progress: ProgressCallback | None = None,
     allow_download: bool = True,
 ) -> Path:
-    """Return the cached file for ``spec``, downloading it first when allowed and online."""
-    path = cached_path(spec)
+    """Return the cached file for ``spec`` once its sha256 matched (see verified_path), else
+    download it first when allowed and online. A cached file that does not match raises
+    WeightsError: it is neither used nor silently replaced."""
+    path = verified_path(spec)
     if path is not None:
         return path
     if is_offline() or not allow_download:

@@ -67,13 +67,20 @@ class VGG19(Backbone):
 
 
 def weights_available() -> bool:
-    from ..weights import cached_path
+    """True when the cached weights are here and match their sha256 (hashed once, remembered):
+    ``auto`` must never pick a damaged file, and treats one as no weights."""
+    from ..errors import WeightsError
+    from ..weights import verified_path
 
-    return cached_path(WEIGHTS) is not None
+    try:
+        return verified_path(WEIGHTS) is not None
+    except WeightsError:
+        return False
 
 
 def build(weights=None, allow_download: bool = True, progress=None) -> VGG19:
-    """VGG-19 with torchvision's ImageNet weights: ``weights`` path, else cache, else download."""
+    """VGG-19 with torchvision's ImageNet weights: ``weights`` path, else the cache (once its
+    sha256 matched), else download."""
     from ..weights import ensure, load_state_dict
 
     path = (

@@ -19,21 +19,30 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
 
 def run(args: argparse.Namespace, terminal: Terminal) -> int:
     from .. import weights
-    from ..backbones import BACKBONES, weights_available
+    from ..backbones import BACKBONES, download_spec, weights_available
+    from ..errors import WeightsError
 
     header = ("name", "licence", "weights here", "weights from", "description")
     rows = []
     for entry in BACKBONES.values():
         if entry.random_weights:
             here = "random"
+        elif weights_available(entry.name):  # cached weights: sha256 checked (once, remembered)
+            here = "yes"
         else:
-            here = "yes" if weights_available(entry.name) else "no"
+            spec = download_spec(entry.name)
+            here = "damaged" if spec is not None and weights.known_mismatch(spec) else "no"
         rows.append((entry.name, entry.license, here, entry.weights, entry.description))
 
     # Decided without touching the network (stylize may still download VGG-19 first).
-    cached = weights.cached_path(weights.VGG19)
+    try:
+        cached, damaged = weights.verified_path(weights.VGG19), None
+    except WeightsError as error:  # a file that fails its sha256 is never used: auto falls back
+        cached, damaged = None, str(error)
     if cached is not None:
-        auto = f"auto -> vgg19 (weights cached in {cached})"
+        auto = f"auto -> vgg19 (weights cached and checked in {cached})"
+    elif damaged is not None:
+        auto = f"auto -> efficientnet-lite0 ({damaged})"
     elif weights.is_offline():
         auto = "auto -> efficientnet-lite0 (VGG-19 weights not cached; IMPASTO_OFFLINE is set)"
     else:

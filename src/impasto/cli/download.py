@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from ..errors import InputError, WeightsError
-from .terminal import ProgressView, Terminal, one_line
+from .terminal import ProgressView, Terminal
 
 
 def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
@@ -44,13 +44,14 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
     spec = specs[name]
     cached = weights.cached_path(spec)
     if cached is not None:
-        try:
-            weights.verify(cached, spec)
-        except WeightsError as error:
-            terminal.line(f"the cached file is damaged ({one_line(error)}); downloading again")
-        else:
-            print(f"{name} weights are already cached: {cached}")
+        if weights.file_sha256(cached) == spec.sha256.lower():  # remembered once checked
+            print(f"{name} weights are already cached (sha256 checked): {cached}")
             return 0
+        problem = f"{cached} does not match the expected sha256 of the {name} weights"
+        if weights.is_offline():  # one line, not a notice followed by the offline error
+            raise WeightsError(f"{problem}, and IMPASTO_OFFLINE is set: unset it to replace it")
+        # Replaced only here, where the user asked for the download, and said first.
+        terminal.line(f"{problem} (damaged or another file): downloading them again")
     with ProgressView(terminal) as view:
         path = fetch_weights(spec, view, again=True)  # replaces atomically
     print(f"{name} weights ({spec.license}) stored in {path}")
