@@ -14,36 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import error_line, write_image
+from helpers import run_cli as run
 from PIL import Image
 from safetensors.torch import load_file
 
 from impasto import training
-from impasto.cli import main as cli
 from impasto.methods import fast
 from impasto.model_folder import save_model_folder
 from impasto.nn import layers
 
 SMALL = {"channels": 4, "residual_blocks": 1, "padding": "reflect"}
-
-
-def write_image(path: Path, seed: int, size=(40, 32)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return path
-
-
-def run(capsys, *argv):
-    code = cli.main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("impasto: error: ")
-    return lines[0]
 
 
 @pytest.fixture
@@ -78,7 +59,7 @@ def test_train_writes_a_model_and_reports_skipped_files(capsys, data):
     metadata = json.loads((data / "m" / "metadata.json").read_text())
     assert metadata["data"]["terms"] == "my own photos, CC0"
     assert metadata["style"]["file"] == "style.png" and len(metadata["style"]["sha256"]) == 64
-    assert "skipped 1 unreadable file(s) of 6 (first: bad.png)" in err
+    assert "skipped 1 unreadable or too large file(s) of 6 (first: bad.png)" in err
     assert "wrote" in err and "images/s" in err
     assert (data / "m" / "config.json").is_file()
 

@@ -7,6 +7,9 @@ and the expected sha256 of those bytes is computed here with hashlib, independen
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -460,3 +463,18 @@ def test_load_state_dict_refuses_non_state_dict(tmp_path):
     torch.save([torch.zeros(2), torch.ones(2)], path)
     with pytest.raises(WeightsError, match="list.pth"):
         weights.load_state_dict(path)
+
+
+def test_a_download_sweeps_the_part_file_of_a_killed_download_and_only_that():
+    folder = weights.weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is now free: a download it had started can never finish
+    stale = folder / f".{FAKE.filename}.{dead.pid}.abcd_123.part"
+    alive = folder / f".{FAKE.filename}.{os.getppid()}.defg_456.part"  # a live process's
+    other = folder / f".other.bin.{dead.pid}.abcd_123.part"  # another file's
+    for path in (stale, alive, other):
+        path.write_bytes(b"half")
+    weights.download(FAKE, urlopen=FakeUrlopen())
+    assert not stale.exists()
+    assert alive.exists() and other.exists()

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 from .errors import InputError
-from .files import atomic_path
+from .files import atomic_path, check_writable
 
 EXPORT_FORMATS: tuple[str, ...] = ("onnx",)
 DEFAULT_OPSET = 18
@@ -43,8 +43,7 @@ def export_onnx(network, path: str | os.PathLike, opset: int = DEFAULT_OPSET) ->
     target = Path(path)
     if target.suffix.lower() != ".onnx":
         raise InputError(f"ONNX output must end in .onnx, got '{target.name}'")
-    if not target.parent.is_dir():
-        raise InputError(f"output folder {target.parent} does not exist")
+    check_writable(target)  # a folder, a read-only or full disk: found before the slow export
     from .nn.layers import set_kernels
 
     # A copy (a live Stylizer may hold this network in fp16 channels_last on a GPU), in float32

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .errors import InputError
-from .files import atomic_path, atomic_write
+from .files import MIN_FREE_BYTES, atomic_write, check_writable, make_folders
 
 FORMAT = "impasto-model"
 FORMAT_VERSION = 1
@@ -77,10 +77,12 @@ def find_model(model: str | os.PathLike) -> Path:
     return path
 
 
-def check_destination(folder: str | os.PathLike) -> Path:
+def check_destination(folder: str | os.PathLike, *, min_free: int = MIN_FREE_BYTES) -> Path:
     """Raise InputError unless ``folder`` can become a model folder: it is missing (it and its
     parents are created when written), empty, or already a model folder (``config.json`` or
-    ``training/`` in it)."""
+    ``training/`` in it); and it (or, while missing, its nearest existing parent) takes a new
+    file now, on a disk with ``min_free`` bytes free (impasto.files.check_writable). Cheap:
+    call it before the slow work, so a read-only or full disk is found then, not after."""
     target = Path(folder)
     blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
@@ -91,6 +93,8 @@ def check_destination(folder: str | os.PathLike) -> Path:
         ours = (target / CONFIG_FILE).is_file() or (target / "training").is_dir()
         if not ours and any(target.iterdir()):
             raise InputError(f"{target} exists and is not an impasto model folder; choose another")
+    what = f"the model folder '{target}'"
+    check_writable(target / CONFIG_FILE, parents=True, min_free=min_free, what=what)
     return target
 
 
@@ -108,18 +112,20 @@ def save_model_folder(
     ``dtype``: the stored precision of floating-point weights (float16 halves the size).
     Other files in the folder (e.g. ``training/``) are left alone.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    target = check_destination(folder)
-    target.mkdir(parents=True, exist_ok=True)
+    # Free space is not asked for here: the run is done, and a write that fits must not fail.
+    target = make_folders(check_destination(folder, min_free=0))
     tensors = {
         name: (value.to(dtype) if value.is_floating_point() else value).detach().cpu().contiguous()
         for name, value in state_dict.items()
     }
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method,
               "network": network}  # fmt: skip
-    with atomic_path(target / WEIGHTS_FILE) as partial:
-        save_file(tensors, str(partial))
+    # Serialised in memory, then written by Python: safetensors' own writer reports a full disk
+    # as a SafetensorError, which would not say "No space left on device" in one line.
+    weights = save(tensors)
+    atomic_write(target / WEIGHTS_FILE, lambda handle: handle.write(weights))
     for name, value in ((METADATA_FILE, metadata), (CONFIG_FILE, config)):  # config last
         text = (json.dumps(value, indent=2) + "\n").encode("utf-8")
         atomic_write(target / name, lambda handle, text=text: handle.write(text))
@@ -177,7 +183,10 @@ def load_model_folder(folder: str | os.PathLike, method: str | None = None) -> M
     config = _read_json(path / CONFIG_FILE)
     if config.get("format") != FORMAT:
         raise InputError(f"{path / CONFIG_FILE} is not an impasto model config")
-    if config.get("format_version") != FORMAT_VERSION:
+    version = config.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InputError(f"{path / CONFIG_FILE}: 'format_version' must be a whole number")
+    if version != FORMAT_VERSION:
         raise InputError(
             f"{path} has model format version {config.get('format_version')!r}; this impasto "
             f"reads version {FORMAT_VERSION} (upgrade impasto)"

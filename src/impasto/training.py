@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .errors import Cancelled, InputError
-from .files import atomic_path
+from .files import atomic_path, make_folders, sweep_stale_temps
 from .progress import ProgressCallback, ProgressEvent, report
 
 CHECKPOINT = Path("training") / "checkpoint.pt"
@@ -74,11 +74,38 @@ def _checkpoint_problem(checkpoint: Any) -> str | None:
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to the folder's checkpoint atomically (never a half-written file)."""
+    """Write ``state`` to the folder's checkpoint atomically (never a half-written file); a
+    full or read-only disk is an InputError naming the file and the OS's reason."""
     path = folder / CHECKPOINT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as partial:
-        torch.save(state, partial)
+    make_folders(path.parent)
+    with atomic_path(path) as partial, open(partial, "wb") as handle:
+        # Through a Python handle that keeps the OS error: torch's writer turns a full disk
+        # into "RuntimeError: [enforce fail at inline_container.cc] unexpected pos ...".
+        writer = _ErrorKeepingWriter(handle)
+        try:
+            torch.save(state, writer)
+        except RuntimeError as error:
+            if writer.error is None:
+                raise
+            raise writer.error from error
+
+
+class _ErrorKeepingWriter:
+    """A binary file handle's ``write`` and ``flush`` that remember the first OSError."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def to_cpu(value: Any) -> Any:
@@ -104,7 +131,8 @@ def refuse_to_overwrite(folder: Path, step: int | None = None) -> None:
 def checkpoint_to_resume(folder: Path, run: dict[str, Any], resume: bool) -> dict | None:
     """The checkpoint to continue from (None: start afresh), after the checks that keep runs
     from being overwritten or mixed: without ``resume`` an existing checkpoint is an error;
-    with it, the checkpoint must exist and its fingerprint must equal ``run``."""
+    with it, the checkpoint must exist and its fingerprint must equal ``run``. Then the
+    temporary files of a killed run are swept (``sweep_run_folder``)."""
     checkpoint = read_checkpoint(folder)
     if checkpoint is not None and not resume:
         refuse_to_overwrite(folder, step=int(checkpoint["step"]))
@@ -120,7 +148,15 @@ def checkpoint_to_resume(folder: Path, run: dict[str, Any], resume: bool) -> dic
             )
             what = ", ".join(changed) or "the style image or the training photos"
             raise InputError(f"cannot resume {folder}: different {what} than the interrupted run")
+    sweep_run_folder(folder)
     return checkpoint
+
+
+def sweep_run_folder(folder: Path) -> list[Path]:
+    """Remove the temporary files a killed run left in a model folder (the model's files, the
+    checkpoint, previews): those of writers that are gone (impasto.files.sweep_stale_temps)."""
+    places = (folder, folder / CHECKPOINT.parent, folder / PREVIEWS)
+    return [path for place in places for path in sweep_stale_temps(place)]
 
 
 def run_steps(

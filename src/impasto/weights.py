@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import pickle
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -35,7 +34,7 @@ import platformdirs
 from impasto import __version__
 from impasto.errors import InputError, WeightsError
 
-from .files import atomic_write, sha256_of
+from .files import atomic_write, sha256_of, sweep_stale_temps, temp_file_for
 
 if TYPE_CHECKING:
     import torch
@@ -284,14 +283,14 @@ def download(
     target = target_dir / spec.filename
     try:
         target_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target_dir, prefix=f".{spec.filename}.", suffix=".part")
+        sweep_stale_temps(target_dir, spec.filename, suffix=".part")  # left by a killed download
+        tmp = temp_file_for(target, suffix=".part")
     except OSError as error:
         raise WeightsError(f"cannot write into weights folder {target_dir}: {error}") from error
 
-    tmp = Path(tmp_name)
     try:
         try:
-            with os.fdopen(fd, "wb") as out:
+            with open(tmp, "wb") as out:
                 done, digest = _fetch(spec, out, opener, timeout, progress)
         except OSError as error:  # network errors are already WeightsError: this is the disk
             raise WeightsError(f"cannot write {tmp}: {error}") from error

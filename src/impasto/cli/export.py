@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..export import DEFAULT_OPSET, EXPORT_FORMATS
+from ..files import check_writable
 from .terminal import Terminal
 
 
@@ -35,15 +36,16 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
 
 
 def run(args: argparse.Namespace, terminal: Terminal) -> int:
-    from ..methods.registry import exporting_methods, load_method
-    from ..model_folder import find_model, read_method
-
     output = Path(args.output).expanduser()
     if output.suffix.lower() != f".{args.format}":
         kind = args.format.upper()
         raise InputError(f"{kind} output must end in .{args.format}, got '{output.name}'")
-    if not output.parent.is_dir():
-        raise InputError(f"output folder {output.parent} does not exist")
+    # A folder, a read-only or full disk: found before torch is imported, the model read and
+    # the (slow) export run.
+    check_writable(output)
+    from ..methods.registry import exporting_methods, load_method
+    from ..model_folder import find_model, read_method
+
     folder = find_model(args.model)
     method = read_method(folder)
     if method not in exporting_methods():

@@ -1,0 +1,68 @@
+"""Helpers shared by the CLI tests: run a command in-process, read its one error line, make
+small images, and turn a hang into a failure."""
+
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import impasto
+from impasto.cli import main as cli
+
+ASSETS = Path(impasto.__file__).resolve().parent / "assets"
+
+
+class Hang(BaseException):  # not caught by the CLI as an internal error
+    pass
+
+
+@contextmanager
+def no_hang(seconds: int = 20):
+    """Turn a hang into a failure instead of a stuck test suite."""
+
+    def alarm(signum, frame):
+        raise Hang(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """The CLI on ``argv`` in this process: (exit code, stdout, stderr)."""
+    code = cli.main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_line(err: str) -> str:
+    """The one line of ``err``, which must be impasto's error line with no traceback."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("impasto: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def write_image(path: Path, seed: int, size=(40, 32)) -> Path:
+    """A random RGB image of ``size`` (width, height) at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def small_photo(folder: Path) -> Path:
+    """The bundled photo at 64 x 48 as ``folder/photo.png``."""
+    image = impasto.load_image(ASSETS / "washington_monument.jpg").rgb
+    path = folder / "photo.png"
+    impasto.save_image(torch.nn.functional.interpolate(image, size=(48, 64)), path)
+    return path
