@@ -196,7 +196,7 @@ def _run_group(
             f"stylizing {names}", len(result.written), total, kind="stage", item=str(first.target)
         ),
     )
-    output = prepared.run(torch.cat([image.rgb for _, image in group]), progress)
+    output = prepared.checked_run(torch.cat([image.rgb for _, image in group]), progress)
     for (job, image), picture in zip(group, output.image, strict=True):
         alpha = image.alpha
         if alpha is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .errors import ImpastoError, InputError
-from .images import load_image, resize_to
+from .images import load_image, pixel_cap, resize_to
 
 PHOTO_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -71,13 +71,17 @@ class PhotoSet:
         if not paths:
             raise InputError(f"no photos ({', '.join(PHOTO_EXTENSIONS)}) found under {root}")
         photos, names, skipped = [], [], []
+        cap = pixel_cap(max_pixels)
         for index, path in enumerate(paths, start=1):
             try:
-                rgb = load_image(path, max_pixels=max_pixels).rgb
+                rgb = load_image(path, max_pixels=cap).rgb
+                # The cap holds after the resize too: a 1 x 20000 photo must not become
+                # 256 x 5,120,000 pixels.
+                photo = _short_side(rgb, size, cap)
             except ImpastoError:
                 skipped.append(path.relative_to(root).as_posix())
             else:
-                photos.append(_short_side(rgb, size))
+                photos.append(photo)
                 names.append(path.relative_to(root).as_posix())
             if on_photo is not None:
                 on_photo(index, len(paths))
@@ -119,9 +123,12 @@ class PhotoSet:
         return torch.stack(images).float() / 255.0
 
 
-def _short_side(rgb: torch.Tensor, size: int) -> torch.Tensor:
-    """(1, 3, H, W) float -> (3, h, w) uint8 with min(h, w) == size (antialiased)."""
+def _short_side(rgb: torch.Tensor, size: int, cap: int) -> torch.Tensor:
+    """(1, 3, H, W) float -> (3, h, w) uint8 with min(h, w) == size (antialiased); InputError
+    when h * w would pass ``cap`` pixels (found before anything is allocated)."""
     height, width = rgb.shape[-2:]
     scale = size / min(height, width)
     new = (max(size, round(height * scale)), max(size, round(width * scale)))
+    if new[0] * new[1] > cap:
+        raise InputError(f"{width}x{height} at a short side of {size} is over {cap:,} pixels")
     return (resize_to(rgb, *new)[0] * 255).round().to(torch.uint8)

@@ -21,7 +21,7 @@ import torch
 
 from .backbones import download_spec, load_backbone, resolve_backbone_name
 from .config import validate_config
-from .errors import InputError
+from .errors import InputError, WeightsError
 from .images import LoadedImage, load_image, resize_to
 from .methods.base import Prepared, StyleResult
 from .methods.registry import entry, load_method
@@ -88,13 +88,35 @@ def resolve_backbone(
     notify: Notify | None = None,
 ) -> str:
     """Turn ``auto`` into a backbone name (saying a fallback through ``notify``) and fetch its
-    weights (with download events) unless a local ``weights`` file is given."""
+    weights (with download events) unless a local ``weights`` file is given.
+
+    Cached weights are checked against their sha256 first (impasto.weights.verified_path): for a
+    named backbone a file that does not match is a WeightsError; ``auto`` falls back instead."""
     local = Path(weights).expanduser() if weights else None
+    if name == "auto" and local is None:
+        name = _auto_past_damaged_weights(notify)
     resolved = resolve_backbone_name(name, weights=local, notify=notify)
     spec = download_spec(resolved)
     if spec is not None and local is None:
         fetch_weights(spec, progress)
     return resolved
+
+
+def _auto_past_damaged_weights(notify: Notify | None) -> str:
+    """``auto``, or its offline fallback when the cached weights of its first choice (vgg19) do
+    not match their sha256: that file is not used, and not downloaded over behind the user's
+    back (it may be theirs); one line says which file and how to fix it."""
+    from . import weights as weight_store
+
+    preferred = "vgg19"  # auto's first choice, see impasto.backbones.resolve_backbone_name
+    try:
+        weight_store.verified_path(download_spec(preferred))
+    except WeightsError as error:
+        fallback = resolve_backbone_name("auto", probe=lambda: False)  # no network
+        if notify is not None:
+            notify(f"Using {fallback} instead of {preferred}: {error}")
+        return fallback
+    return "auto"
 
 
 def prepare(
@@ -129,7 +151,7 @@ def stylize_one(
     """Run ``prepared`` on one image; the result carries the content's alpha (resized to the
     output) and the whole time taken."""
     started = time.perf_counter()
-    result = prepared.run(content.rgb, progress)
+    result = prepared.checked_run(content.rgb, progress)
     if content.alpha is not None:
         result.alpha = resize_to(content.alpha, *result.image.shape[-2:])
     result.method = result.method or prepared.method
@@ -157,10 +179,10 @@ def train_model(
     training (``step`` events; a cancel saves a checkpoint). ``config``: the method's
     ``train_config_class``, checked here."""
     from .devices import resolve_device
-    from .files import sha256_of
+    from .files import check_writable, sha256_of
     from .model_folder import check_destination
     from .photos import PhotoSet
-    from .training import CHECKPOINT, refuse_to_overwrite
+    from .training import CHECKPOINT, read_checkpoint, refuse_to_overwrite
 
     if not entry(kind).trains:
         raise InputError(f"method '{kind}' does not train")
@@ -168,9 +190,15 @@ def train_model(
     validate_config(config)  # cheap checks first: nothing is read before these are right
     if hasattr(config, "device"):
         resolve_device(config.device)
+    # Before anything slow: a read-only or full disk, or a file in the way, is found now.
     target = check_destination(Path(folder).expanduser())
+    check_writable(target / CHECKPOINT, parents=True)  # training/ may be read-only itself
     if (target / CHECKPOINT).exists() and not resume:  # found without loading it
         refuse_to_overwrite(target)
+    if resume and not (target / CHECKPOINT).is_file():
+        raise InputError(f"nothing to resume: {target / CHECKPOINT} does not exist")
+    if resume:
+        read_checkpoint(target)  # a malformed checkpoint is found before any photo is read
     info: dict[str, Any] = {"data_note": data_note}
     style_rgb = None
     if "style" in method_object.training_inputs:
@@ -196,7 +224,7 @@ def train_model(
         photos = PhotoSet.load(data, config.size, max_pixels=max_pixels, on_photo=reading)
         if photos.skipped and notify is not None:
             notify(
-                f"skipped {len(photos.skipped)} unreadable file(s) of "
+                f"skipped {len(photos.skipped)} unreadable or too large file(s) of "
                 f"{len(photos.skipped) + len(photos.photos)} (first: {photos.skipped[0]})"
             )
     backbone = None  # the loss network, resolved, fetched and loaded as ``prepare`` does

@@ -56,9 +56,10 @@ class VGG19(Backbone):
         for key, value in state_dict.items():
             if key.startswith("classifier."):
                 continue
-            prefix, index, kind = key.split(".")
-            if prefix != "features":
+            parts = key.split(".")
+            if len(parts) != 3 or parts[0] != "features" or not parts[1].isdigit():
                 raise KeyError(f"unexpected key {key!r} in VGG-19 state dict")
+            _, index, kind = parts
             names = [n for n, i in index_of.items() if i == int(index)]
             if not names:
                 raise KeyError(f"unexpected key {key!r} in VGG-19 state dict")

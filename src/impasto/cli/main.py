@@ -12,9 +12,11 @@ where to start.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .. import __version__
 from ..errors import ImpastoError
@@ -23,6 +25,7 @@ from .args import Parser, UsageError, command_in
 from .terminal import Terminal, one_line
 
 PROG = "impasto"
+QUIET_LOGGERS = ("PIL",)  # libraries that log about user files on their own
 COMMANDS = (stylize, train, export, compare, evaluate, recommend, download, backbones)
 """One module per command, each with ``add_parser(commands, argv, selected)`` and ``run``."""
 
@@ -49,6 +52,22 @@ def build_parser(argv: Sequence[str] = ("stylize",)) -> Parser:
     return parser
 
 
+@contextlib.contextmanager
+def _library_logs_silenced(active: bool) -> Iterator[None]:
+    """Pillow logs its notes on odd files (e.g. "More samples per pixel than can be decoded")
+    at error level; with no logging set up Python prints them on stderr, a line beside ours.
+    The error the file causes reaches the user as impasto's one line; ``--debug`` shows both."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS] if active else []
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -68,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:  # not the main thread (e.g. called from a worker): leave signals alone
         previous = None
     try:
-        return args.handler(args, terminal)
+        with _library_logs_silenced(not args.debug):
+            return args.handler(args, terminal)
     except Terminated:
         if args.debug:
             raise

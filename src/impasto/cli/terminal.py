@@ -5,10 +5,14 @@ stderr is a log file."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from ..progress import ProgressEvent
+
+COUNT_AFTER_SECONDS = 2.0
+"""A stage that only counts (no names, no bar) is shown once it has run this long."""
 
 
 class Terminal:
@@ -63,6 +67,7 @@ class ProgressView:
         self.task: Any = None
         self.stage: str | None = None
         self.tenths = {"download": -1, "step": -1, "item": -1}  # plain-line output, per kind
+        self.counting_since: float | None = None
 
     def __enter__(self) -> ProgressView:
         return self
@@ -160,8 +165,14 @@ class ProgressView:
             )
         elif event.item:
             self.terminal.line(f"[{event.step}/{event.total}] {event.item}")
-        elif event.total and (self._new_tenth("item", event) or event.step == 1):
-            self.terminal.line(f"{event.stage}: {event.step}/{event.total}")
+        elif event.total:
+            # Counting alone (reading training photos): only once it has taken a while, so a
+            # quick stage, or one that fails at once, prints nothing.
+            if event.step <= 1 or self.counting_since is None:
+                self.counting_since = time.monotonic()
+            waited = time.monotonic() - self.counting_since >= COUNT_AFTER_SECONDS
+            if self._new_tenth("item", event) and waited:
+                self.terminal.line(f"{event.stage}: {event.step}/{event.total}")
 
     def on_stage(self, event: ProgressEvent) -> None:
         # A step bar names its stage; a stage alone is too short-lived to show. A new input of

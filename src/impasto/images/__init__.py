@@ -5,13 +5,13 @@ Inside the library an image is a float32 tensor of shape (B, 3, H, W) with sRGB 
 (EXIF orientation, ICC profile -> sRGB, alpha, decompression-bomb guard) and back (atomic
 writes, 8-bit PNG/JPEG/WebP, 16-bit TIFF), resizes, and draws labelled contact sheets.
 
-- ``decode``: load_image, LoadedImage, the pixel cap (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV)
+- ``decode``: load_image, LoadedImage, the pixel cap (pixel_cap, DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV)
 - ``encode``: save_image, check_output_path, OUTPUT_FORMATS, to_pil
 - ``resize``: resize_to, resize_long_side
 - ``sheet``: draw_sheet, sheet_size
 """
 
-from .decode import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, LoadedImage, load_image
+from .decode import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, LoadedImage, load_image, pixel_cap
 from .encode import OUTPUT_FORMATS, check_output_path, save_image, to_pil
 from .resize import resize_long_side, resize_to
 from .sheet import draw_sheet, sheet_size
@@ -24,6 +24,7 @@ __all__ = [
     "check_output_path",
     "draw_sheet",
     "load_image",
+    "pixel_cap",
     "resize_long_side",
     "resize_to",
     "save_image",

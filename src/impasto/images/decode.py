@@ -18,12 +18,16 @@ Decoding notes:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import stat
+import sys
+import tempfile
 import threading
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -33,13 +37,14 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import InputError
+from .png_rows import png_data_shortfall
 
 try:  # LittleCMS support is optional in Pillow builds.
     from PIL import ImageCms
 except ImportError:  # pragma: no cover - depends on the Pillow build
     ImageCms = None
 
-__all__ = ["DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "LoadedImage", "load_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "LoadedImage", "load_image", "pixel_cap"]
 
 DEFAULT_MAX_PIXELS: int = 64_000_000
 """Largest width * height load_image accepts; env IMPASTO_MAX_PIXELS overrides it."""
@@ -66,7 +71,8 @@ class LoadedImage:
     path: Path
 
 
-def _resolve_max_pixels(max_pixels: int | None) -> int:
+def pixel_cap(max_pixels: int | None) -> int:
+    """The pixel cap in force: ``max_pixels``, else env IMPASTO_MAX_PIXELS, else the default."""
     if max_pixels is None:
         raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
         if not raw:
@@ -92,7 +98,7 @@ def load_image(path: str | os.PathLike[str], max_pixels: int | None = None) -> L
     Raises InputError for a missing, unreadable, non-image, corrupt or too large file.
     """
     path = Path(path).expanduser()
-    cap = _resolve_max_pixels(max_pixels)
+    cap = pixel_cap(max_pixels)
     name = str(path)
     if path.is_dir():
         raise InputError(f"cannot read image '{name}': it is a directory")
@@ -122,6 +128,7 @@ def _decode_first_frame(handle: IO[bytes], name: str, cap: int) -> Image.Image:
     directly during that window sees our cap instead of its own.
     """
     with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's notes on odd files: not the user's business
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         saved_limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = cap
@@ -141,14 +148,22 @@ def _decode_first_frame(handle: IO[bytes], name: str, cap: int) -> Image.Image:
             if width * height > cap:  # header size: nothing decoded yet
                 image.close()
                 raise InputError(_too_large_message(name, width * height, cap))
-            try:
-                image.load()  # first frame
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-                raise InputError(_too_large_message(name, _pixels_in(err), cap)) from None
-            except Exception as err:
+            if image.format == "PNG" and (shortfall := png_data_shortfall(handle)) is not None:
+                image.close()
                 raise InputError(
-                    f"cannot read image '{name}': corrupt or truncated image ({_describe(err)})"
-                ) from None
+                    f"cannot read image '{name}': truncated image (its pixel data ends after "
+                    f"{shortfall[0]:,} of the {shortfall[1]:,} bytes its header promises)"
+                )
+            with _stderr_captured(image.format == "TIFF") as libtiff_said:
+                try:
+                    image.load()  # first frame
+                except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+                    raise InputError(_too_large_message(name, _pixels_in(err), cap)) from None
+                except Exception as err:
+                    why = libtiff_said() or _describe(err)
+                    raise InputError(
+                        f"cannot read image '{name}': corrupt or truncated image ({why})"
+                    ) from None
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
     try:
@@ -156,6 +171,34 @@ def _decode_first_frame(handle: IO[bytes], name: str, cap: int) -> Image.Image:
     except Exception:  # a broken EXIF block should not make a readable image unusable
         oriented = None
     return oriented if oriented is not None else image
+
+
+@contextlib.contextmanager
+def _stderr_captured(active: bool) -> Iterator[Callable[[], str]]:
+    """While active, catch what C code writes to file descriptor 2 (libtiff prints its warnings
+    and errors there, past Python) and yield a function returning the first line caught so far.
+
+    Process-wide while it lasts: another thread's stderr output in that window is dropped.
+    """
+    if not active:
+        yield lambda: ""
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+
+        def first_line() -> str:
+            sink.seek(0)
+            text = sink.read(4096).decode("utf-8", "replace").strip()
+            line = text.splitlines()[0].strip() if text else ""
+            return re.sub(r"^\S+\.tiff?: ", "", line)  # libtiff names Pillow's stand-in file
+
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield first_line
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _pixels_in(bomb: BaseException) -> int | None:

@@ -90,6 +90,20 @@ class Prepared(ABC):
         """Stylise ``content`` (B, 3, H, W) in [0, 1], B <= ``max_batch``; raise Cancelled when
         ``progress`` returns False."""
 
+    def checked_run(
+        self, content: torch.Tensor, progress: ProgressCallback | None = None
+    ) -> StyleResult:
+        """``run``, and an InputError instead of a picture holding NaN or infinity (a model
+        whose weights overflow, settings that blow the optimisation up): never written as a
+        black or unchanged image."""
+        result = self.run(content, progress)
+        if not bool(torch.isfinite(result.image).all()):
+            raise InputError(
+                f"{self.method} ({self.summary()}) produced pixels that are not finite numbers "
+                "(NaN or infinity); nothing was written"
+            )
+        return result
+
 
 class Method(ABC):
     """One style-transfer method (see the module docstring)."""

@@ -69,6 +69,7 @@ from ..model_folder import (
     save_model_folder,
     shipped_models,
 )
+from ..nn.fit import weights_misfit
 from ..nn.layers import PADDING_CHOICES, inference_kernels, set_kernels
 from ..nn.transform_net import EDGE_KERNEL_CHOICES, NetworkConfig, TransformNet
 from ..progress import ProgressCallback
@@ -306,10 +307,16 @@ def load_model(model: str | os.PathLike) -> FastModel:
             value = getattr(network_config, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise InputError(f"{path}: '{name}' must be a whole number from {low} to {high}")
-        if network_config.padding not in PADDING_CHOICES:
-            raise InputError(f"{path}: unknown padding '{network_config.padding}'")
-        if network_config.edge_kernel not in EDGE_KERNEL_CHOICES:
-            raise InputError(f"{path}: unsupported edge_kernel {network_config.edge_kernel!r}")
+        if not isinstance(network_config.padding, str) or (
+            network_config.padding not in PADDING_CHOICES
+        ):
+            raise InputError(f"{path}: unknown padding {network_config.padding!r}")
+        edge = network_config.edge_kernel
+        if type(edge) is not int or edge not in EDGE_KERNEL_CHOICES:  # 9.0 == 9, True == 1
+            raise InputError(f"{path}: 'edge_kernel' must be one of {EDGE_KERNEL_CHOICES}")
+        misfit = weights_misfit(lambda: TransformNet(network_config), folder.state_dict)
+        if misfit:  # found on the meta device: nothing the config asks for is allocated yet
+            raise InputError(f"{path}: the weights do not fit the network of its config: {misfit}")
         network = TransformNet(network_config)
         network.load_state_dict(folder.state_dict, strict=True)
     except (TypeError, RuntimeError) as error:
