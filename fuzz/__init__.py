@@ -1,0 +1,1 @@
+"""Fuzzing impasto's loaders of untrusted files: see docs/fuzzing.md."""
