@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import small_photo
 
 import impasto
 from impasto import clip, weights
@@ -77,10 +78,7 @@ def loads(monkeypatch) -> list[Path]:
 
 @pytest.fixture
 def photo(tmp_path) -> Path:
-    image = impasto.load_image(ASSETS / "washington_monument.jpg").rgb
-    path = tmp_path / "photo.png"
-    impasto.save_image(torch.nn.functional.interpolate(image, size=(48, 64)), path)
-    return path
+    return small_photo(tmp_path)
 
 
 def put_in_cache(spec: weights.WeightSpec, data: bytes) -> Path:
