@@ -233,18 +233,18 @@ def score(
     try:
         report = evaluate(
             image, content, style, backbone=metric_backbone, made_with=made_with,
-            metrics=METRIC_NAMES,
+            metrics=METRIC_NAMES, references=False,
         )  # fmt: skip
     except WeightsError as error:
         if metric_backbone != "auto":
             raise
         if made_with is None:
-            report = evaluate(image, content, style, metrics=PIXEL_METRICS)
+            report = evaluate(image, content, style, metrics=PIXEL_METRICS, references=False)
             report.unavailable["style_ratio"] = str(error)
         else:
             report = evaluate(
                 image, content, style, backbone=made_with, made_with=made_with,
-                metrics=METRIC_NAMES,
+                metrics=METRIC_NAMES, references=False,
             )  # fmt: skip
         report.notes.insert(0, f"metric backbone 'auto' unavailable ({error})")
     return {

@@ -14,15 +14,20 @@ from PIL import Image
 
 from impasto.cli import main as cli
 from impasto.compare import (
+    PER_RESULT,
     ComparisonRow,
     compare,
     contact_sheet,
     parse_setting,
     parse_settings,
+    result_names,
+    shared_settings,
     write_report,
+    write_results,
 )
 from impasto.errors import InputError
-from impasto.images import sheet_size
+from impasto.images import load_image, sheet_size
+from impasto.images.sheet import LINE_HEIGHT, PADDING, grid_columns
 
 FAST = {"backbone": "tiny", "size": 40, "steps": 2}
 
@@ -92,10 +97,24 @@ def test_compare_two_settings(pics):
         assert tuple(row.image.shape) == (1, 3, 32, 40)
         assert set(row.metrics) == {"ssim", "style_ratio", "color_distance"}
         assert row.seconds >= 0
+    # Each row remembers its whole config: the setting over the shared options and defaults.
+    assert result.rows[1].config["style_weight"] == 1e5 and result.rows[1].config["steps"] == 2
+    assert result.rows[0].config["tv_weight"] == 1000.0  # GatysConfig's default
+    assert result.settings == {
+        "size": 40,
+        "steps": 2,
+        "seed": 0,
+        "backbone": "tiny",
+        "metrics_backbone": "tiny",
+    }
 
     sheet = contact_sheet(result.content, result.style, result.rows, cell=48)
-    assert sheet.shape[-1:-3:-1] == sheet_size(4, 48)
-    assert sheet.shape[-1] >= 4 * 48 and sheet.shape[-2] >= 48
+    title = ["settings: size 40, steps 2, seed 0, backbone tiny; scored by tiny"]
+    assert sheet.shape[-1:-3:-1] == sheet_size(4, 48, columns=2, title=title)  # 2 x 2: no gap
+    untitled = contact_sheet(result.content, result.style, result.rows, cell=48, title=[])
+    assert untitled.shape[-1:-3:-1] == sheet_size(4, 48, columns=2)
+    assert sheet.shape[-2] > untitled.shape[-2]  # the title takes lines of its own
+    assert torch.equal(sheet[..., -untitled.shape[-2] + PADDING :, :], untitled[..., PADDING:, :])
 
 
 def test_contact_sheet_wraps_and_reports(tmp_path):
@@ -110,14 +129,17 @@ def test_contact_sheet_wraps_and_reports(tmp_path):
         for i in range(4)
     ]
     sheet = contact_sheet(torch.rand(1, 3, 20, 30), torch.rand(1, 3, 16, 16), rows, cell=32)
-    columns, grid_rows = 4, 2  # 6 cells
+    columns, grid_rows = 3, 2  # 6 cells: 3 x 2, no empty cell (and no title: no config)
     assert sheet.shape[-1] > columns * 32 and sheet.shape[-2] > grid_rows * 32
-    assert sheet.shape[-1:-3:-1] == sheet_size(6, 32)
+    assert sheet.shape[-1:-3:-1] == sheet_size(6, 32, columns=3)
     write_report(rows, json_path=tmp_path / "r.json", csv_path=tmp_path / "r.csv")
     entries = json.loads((tmp_path / "r.json").read_text())
     assert len(entries) == 4 and "style_ratio" not in entries[0]["metrics"]
     lines = (tmp_path / "r.csv").read_text().splitlines()
-    assert lines[0].startswith("label,seconds,ssim,style_ratio,color_distance")
+    assert lines[0] == (
+        "label,seconds,ssim,style_ratio,color_distance,backbone,metrics_backbone,width,height,"
+        "size,steps,seed,file"
+    )
     assert len(lines) == 5
 
 
@@ -132,12 +154,47 @@ def test_cli_compare_writes_sheet_and_json(pics, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0, err
     with Image.open(sheet) as image:
-        assert image.size == sheet_size(4, 256)
+        assert image.size[0] == sheet_size(4, 256, columns=2)[0]  # 2 x 2, no empty cell
+        assert image.size[1] == sheet_size(4, 256, columns=2)[1] + LINE_HEIGHT + PADDING
     entries = json.loads(report.read_text())
     assert [entry["label"] for entry in entries] == ["style_weight=1e3", "preserve_color=luminance"]
     assert all({"ssim", "color_distance"} <= set(entry["metrics"]) for entry in entries)
+    for entry in entries:  # the global settings are in every entry's config
+        assert {"size": 40, "steps": 2, "seed": 0, "backbone": "tiny"}.items() <= entry[
+            "config"
+        ].items()
     assert "[1/2] style_weight=1e3" in err and "[2/2] preserve_color=luminance" in err
     assert f"wrote {sheet}" in err
+    # The individual results, next to the sheet in a folder named after it.
+    folder = tmp_path / "sheet"
+    names = ["01-style_weight=1e3.png", "02-preserve_color=luminance.png"]
+    assert sorted(p.name for p in folder.iterdir()) == names
+    assert [entry["file"] for entry in entries] == [str(folder / name) for name in names]
+    assert f"wrote 2 results into {folder}" in err
+
+
+def test_an_individual_result_is_the_image_stylize_makes(pics, tmp_path, capsys):
+    # Independent of compare's own code path: `impasto stylize` with the same settings (the
+    # same seed on the CPU) must write the same pixels as compare's result file.
+    pair = [str(pics["content"]), str(pics["style"])]
+    common = ["--backbone", "tiny", "--size", "40", "--steps", "2"]
+    outputs = ["--grid-out", str(tmp_path / "sheet.jpg"), "--out-dir", str(tmp_path / "each")]
+    code = cli.main(["compare", *pair, "--settings", "style_weight=1e3", *outputs, *common])
+    assert code == 0, capsys.readouterr().err
+    alone = ["-o", str(tmp_path / "alone.jpg"), "--style-weight", "1e3"]
+    code = cli.main(["stylize", *pair, *alone, *common])
+    assert code == 0, capsys.readouterr().err
+    (written,) = (tmp_path / "each").iterdir()
+    assert written.name == "01-style_weight=1e3.jpg"  # the sheet's format
+    assert not (tmp_path / "sheet").exists()  # --out-dir replaces the default folder
+    assert torch.equal(load_image(written).rgb, load_image(tmp_path / "alone.jpg").rgb)
+    # It says how it was made, as stylize's output does, and the two records agree.
+    from impasto.provenance import read_record
+
+    record, alone_record = read_record(written), read_record(tmp_path / "alone.jpg")
+    assert record["settings"]["style_weight"] == 1e3
+    assert record["settings"] == alone_record["settings"]
+    assert record["inputs"] == alone_record["inputs"]
 
 
 def test_cli_compare_without_settings_runs_every_method_of_the_table(pics, tmp_path, capsys):
@@ -156,8 +213,12 @@ def test_cli_compare_without_settings_runs_every_method_of_the_table(pics, tmp_p
     fast = entries[methods.index("fast")]
     assert fast["options"]["model"] == "vangogh-bedroom" and fast["label"].startswith("method=fast")
     assert all(entry["width"] == 40 for entry in entries)  # --size reached every method
+    cells = 2 + len(METHODS)
     with Image.open(sheet) as image:
-        assert image.size == sheet_size(2 + len(METHODS), 256, columns=2 + len(METHODS))
+        width, height = sheet_size(cells, 256, columns=grid_columns(cells))
+        assert image.size[0] == width
+        assert (image.size[1] - height - PADDING) % LINE_HEIGHT == 0 and image.size[1] > height
+    assert len(list((tmp_path / "sheet").iterdir())) == len(METHODS)
 
 
 @pytest.mark.parametrize(
@@ -186,6 +247,34 @@ def test_cli_compare_refuses_output_over_input(pics, capsys):
     )  # fmt: skip
     assert code == 2
     assert "overwrite an input" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("make", "extra", "words"),
+    [
+        ("sheet", [], "results folder '{tmp}/sheet': it is a file (choose another with --out-dir)"),
+        ("taken", ["--out-dir", "{tmp}/taken"], "--out-dir '{tmp}/taken': it is a file"),
+        ("", ["--out-dir", "{tmp}/no/such"], "folder '{tmp}/no' does not exist"),
+        ("", ["--out-dir", "{tmp}/sheet.png"], "would overwrite an input or another output"),
+    ],
+)
+def test_cli_compare_checks_the_results_folder_before_the_work(
+    pics, tmp_path, capsys, monkeypatch, make, extra, words
+):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the work started before the results folder was checked")
+
+    monkeypatch.setattr("impasto.compare.compare", forbidden)
+    if make:
+        (tmp_path / make).write_text("a file in the way")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    extra = [arg.format(tmp=tmp_path) for arg in extra]
+    argv = ["compare", str(pics["content"]), str(pics["style"]), "--settings", "steps=2"]
+    code = cli.main([*argv, "--grid-out", str(tmp_path / "sheet.png"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert words.format(tmp=tmp_path) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 # --------------------------------------------------------------------------- methods side by side
@@ -248,23 +337,111 @@ def test_compare_gatys_and_a_fast_model_side_by_side(pics, tmp_path):
     assert torch.allclose(fast_row.image, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("failing", ["report", "sheet"])
+@pytest.mark.parametrize("failing", ["results", "report", "sheet"])
 def test_a_failed_write_leaves_none_of_the_outputs(pics, tmp_path, capsys, monkeypatch, failing):
     from impasto import compare as compare_module
     from impasto import images
 
+    sheet, report = tmp_path / "sheet.png", tmp_path / "scores.json"
+    save_image = images.save_image
+
     def refuse(*args, **kwargs):
         raise InputError("cannot write: the disk is full")
+
+    def refuse_the_sheet(image, path, *args, **kwargs):
+        if path == sheet:
+            refuse()
+        return save_image(image, path, *args, **kwargs)
 
     if failing == "report":
         monkeypatch.setattr(compare_module, "write_report", refuse)
     else:
-        monkeypatch.setattr(images, "save_image", refuse)
-    sheet, report = tmp_path / "sheet.png", tmp_path / "scores.json"
+        monkeypatch.setattr(
+            images, "save_image", refuse if failing == "results" else refuse_the_sheet
+        )
+    pair = [str(pics["content"]), str(pics["style"])]
+    outputs = ["--grid-out", str(sheet), "--json", str(report)]
+    common = ["--backbone", "tiny", "--size", "40", "--steps", "2"]
     code = cli.main(
-        ["compare", str(pics["content"]), str(pics["style"]), "--settings", "style_weight=1e3",
-         "--grid-out", str(sheet), "--json", str(report), "--backbone", "tiny", "--size", "40",
-         "--steps", "2"]
-    )  # fmt: skip
+        ["compare", *pair, "--settings", "style_weight=1e3", "steps=3", *outputs, *common]
+    )
     assert code == 2 and "disk is full" in capsys.readouterr().err
     assert not sheet.exists() and not report.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["content.png", "style.png"]
+
+
+def test_a_failed_write_keeps_what_was_in_the_results_folder(pics, tmp_path, monkeypatch):
+    from impasto import images
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    rows = [
+        ComparisonRow(f"style_weight={i}", {}, 0.1, {}, torch.rand(1, 3, 8, 8)) for i in range(3)
+    ]
+    save_image, calls = images.save_image, []
+
+    def fail_on_the_third(image, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:
+            raise InputError("cannot write: the disk is full")
+        return save_image(image, path, *args, **kwargs)
+
+    monkeypatch.setattr(images, "save_image", fail_on_the_third)
+    with pytest.raises(InputError, match="disk is full"):
+        write_results(rows, folder)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]  # this call's files are gone
+    assert all(row.file == "" for row in rows)
+    with pytest.raises(InputError, match="it is a file"):
+        write_results(rows, folder / "notes.txt")
+    with pytest.raises(InputError, match="does not exist"):
+        write_results(rows, tmp_path / "no" / "results")
+
+
+def test_result_names_are_numbered_safe_and_in_the_sheet_s_format():
+    labels = ["method=fast,model=/tmp/my model", "style_weight=1e3", "", "x" * 100]
+    assert result_names(labels, ".jpg") == [
+        "01-method=fast,model=_tmp_my_model.jpg",
+        "02-style_weight=1e3.jpg",
+        "03-result.jpg",
+        "04-" + "x" * 60 + ".jpg",
+    ]
+    assert result_names([f"s={i}" for i in range(120)])[0] == "001-s=0.png"  # sorts in order
+    assert len(set(result_names(["a/b", "a:b"]))) == 2  # the number keeps them apart
+
+
+@pytest.mark.parametrize(
+    ("count", "columns"),
+    [(1, 1), (2, 2), (3, 3), (4, 2), (5, 5), (6, 3), (7, 4), (8, 4), (9, 3), (10, 5), (12, 4)],
+)
+def test_grid_columns_leave_as_little_empty_space_as_a_near_square_grid_allows(count, columns):
+    # Written out by hand: a single row up to five pictures when it fills, else 3:2-ish grids.
+    assert grid_columns(count) == columns
+
+
+def test_grid_columns_never_leave_an_empty_row_or_an_overly_long_strip():
+    for count in range(1, 60):
+        columns = grid_columns(count)
+        rows = -(-count // columns)
+        assert rows <= columns <= 5 * rows
+        assert rows * columns - count < columns  # the last row holds at least one picture
+        assert rows * columns - count <= -(-count // 4) * 4 - count  # never worse than 4 wide
+
+
+def test_shared_settings_name_what_every_result_ran_with():
+    def row(config, backbone="tiny", scorer="efficientnet-lite2"):
+        return ComparisonRow("x", {}, 0.1, {}, torch.rand(1, 3, 8, 8), backbone, scorer, {}, config)
+
+    gatys = {"size": 64, "steps": 2, "seed": 0, "backbone": "auto"}
+    fast = {"size": None, "model": "vangogh-bedroom"}
+    assert shared_settings([row(gatys), row({**gatys, "steps": 5})]) == {
+        "size": 64,
+        "steps": PER_RESULT,
+        "seed": 0,
+        "backbone": "tiny",  # the network that made them, not the config's auto
+        "metrics_backbone": "efficientnet-lite2",
+    }
+    mixed = shared_settings([row(gatys), row(fast, backbone="efficientnet-lite0")])
+    assert mixed["size"] == PER_RESULT and mixed["steps"] == 2  # fast has no steps
+    assert mixed["backbone"] == PER_RESULT
+    assert shared_settings([row(fast, backbone="", scorer="none")]) == {"size": None}

@@ -169,19 +169,125 @@ def test_evaluate_auto_avoids_the_network_that_made_the_output(photos):
     assert report.notes == []
 
 
-def test_evaluate_lists_clip_without_weights_and_artfid_as_unavailable_never_as_numbers(photos):
+def test_evaluate_lists_clip_without_weights_as_unavailable_never_as_numbers(photos):
     content, style = photos
     report = metrics.evaluate(content, content, style, backbone="tiny")
-    assert set(report.unavailable) == {"clip_content", "clip_style", "artfid"}
+    assert set(report.unavailable) == {"clip_content", "clip_style"}
     for name in ("clip_content", "clip_style"):
         assert report.unavailable[name].startswith("unavailable: weights not found")
         assert "impasto download clip-vit-b32" in report.unavailable[name]
-    assert report.unavailable["artfid"].startswith("unavailable: not implemented")
     assert not set(report.unavailable) & set(report.metrics)
+    assert not set(report.unavailable) & set(report.references["style"])
     assert set(report.metrics) == set(metrics.METRICS) - {"clip_content", "clip_style"}
     as_dict = json.loads(json.dumps(report.to_dict()))
     assert as_dict["backbone"] == "tiny"
     assert as_dict["directions"]["ssim"] == "higher is better"
+    assert as_dict["toward"] == {
+        "ssim": "content",
+        "content_distance": "content",
+        "style_ratio": "style",
+        "meanstd_distance": "style",
+        "color_distance": "style",
+    }
+    assert as_dict["references"]["content"]["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert as_dict["verdict"] == report.verdict != ""
+
+
+def test_artfid_is_not_offered():
+    # ArtFID is not implemented: it is no choice (it used to be listed and never scored).
+    assert "artfid" not in metrics.METRIC_CHOICES
+    with pytest.raises(InputError, match="unknown metric.*'artfid'"):
+        metrics.check_metrics(["artfid"])
+
+
+# --------------------------------------------------------------------------- references, verdict
+
+
+def test_style_stand_in_is_the_centre_of_the_style_at_the_output_size():
+    # A wide style whose thirds are red, green and blue: cropped to a square output, exactly the
+    # green middle third is left, then resized to 30x30.
+    style = torch.zeros(1, 3, 20, 60)
+    for third in range(3):
+        style[0, third, :, 20 * third : 20 * (third + 1)] = 1.0
+    stand_in = metrics.style_stand_in(style, torch.zeros(1, 3, 30, 30))
+    assert tuple(stand_in.shape) == (1, 3, 30, 30)
+    green = torch.tensor([0.0, 1.0, 0.0])[None, :, None, None]
+    assert torch.allclose(stand_in, green.expand(1, 3, 30, 30), atol=1e-6)
+    # A tall style and a wide output: the middle rows are kept.
+    tall = style.transpose(2, 3)  # thirds from top to bottom
+    stand_in = metrics.style_stand_in(tall, torch.zeros(1, 3, 10, 40))
+    assert tuple(stand_in.shape) == (1, 3, 10, 40)
+    assert torch.allclose(stand_in, green.expand(1, 3, 10, 40), atol=1e-6)
+
+
+def test_share_places_a_value_between_the_references():
+    # structure: 0 at the style's score, 1 at the content's; style and colour: the reverse.
+    assert metrics.share("ssim", 0.6, 1.0, 0.2) == pytest.approx(0.5)
+    assert metrics.share("content_distance", 0.5, 0.0, 2.0) == pytest.approx(0.75)
+    assert metrics.share("style_ratio", 0.25, 1.0, 0.0) == pytest.approx(0.75)
+    assert metrics.share("color_distance", 0.2, 0.1, 0.3) == pytest.approx(0.5)
+    assert metrics.share("style_ratio", 1.5, 1.0, 0.0) == pytest.approx(-0.5)
+    assert metrics.share("ssim", 0.5, 0.7, 0.7) is None  # the references agree: no scale
+
+
+def test_verdict_reads_the_shares_in_words():
+    references = {
+        "content": {"ssim": 1.0, "style_ratio": 1.0, "color_distance": 0.2},
+        "style": {"ssim": 0.2, "style_ratio": 0.0, "color_distance": 0.0},
+    }
+    text = metrics.verdict({"ssim": 0.6, "style_ratio": 0.05, "color_distance": 0.15}, references)
+    assert "keeps about half of the content's structure (50% by ssim)" in text
+    assert "comes almost all of the way to the style's statistics (95% by style_ratio)" in text
+    assert "comes some of the way to the style's colours (25% by color_distance)" in text
+    text = metrics.verdict({"ssim": 0.1, "style_ratio": 1.2}, references)
+    assert "keeps less of the content's structure than the style image itself" in text
+    assert "moves away from the style's statistics (-20% by style_ratio)" in text
+    assert metrics.verdict({"meanstd_distance": 0.1}, references) == ""
+    assert metrics.verdict({"ssim": 0.5}, {}) == ""
+    same = {"content": {"ssim": 0.4}, "style": {"ssim": 0.4}}
+    assert "cannot tell how much structure is kept" in metrics.verdict({"ssim": 0.5}, same)
+
+
+def test_evaluate_scores_the_content_itself_and_the_style_itself(photos, tiny):
+    content, style = photos
+    output = noisy(content, 0.1)
+    report = metrics.evaluate(output, content, style, backbone=tiny)
+    own, painting = report.references["content"], report.references["style"]
+    assert set(own) == set(painting) == set(report.metrics)
+    # The content itself: the definitions' values for an untouched photo.
+    assert own["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert own["content_distance"] == pytest.approx(0.0, abs=1e-9)
+    assert own["style_ratio"] == pytest.approx(1.0, abs=1e-6)
+    assert own["color_distance"] == pytest.approx(metrics.color_distance(content, style))
+    # The style itself: the painting cropped to the photo's shape, scored like a result.
+    stand_in = metrics.style_stand_in(style, output)
+    assert painting["ssim"] == pytest.approx(metrics.ssim(stand_in, content))
+    assert painting["color_distance"] < 0.05 < own["color_distance"]
+    assert painting["style_ratio"] < 0.2
+    # A lightly noised photo keeps most of the structure and gains none of the style.
+    assert report.verdict.startswith("keeps ")
+    assert "of the content's structure" in report.verdict
+    assert "structure than the style image itself" not in report.verdict
+
+
+def test_a_blend_lies_between_the_references_on_every_metric(photos, lite2):
+    # Real weights (Lite2): half photo, half painting must score between the two references.
+    content, style = photos
+    blend = 0.5 * content + 0.5 * metrics.style_stand_in(style, content)
+    report = metrics.evaluate(blend, content, style, backbone=lite2)
+    for name, value in report.metrics.items():
+        fraction = metrics.share(
+            name, value, report.references["content"][name], report.references["style"][name]
+        )
+        assert 0.0 < fraction < 1.0, (name, value, report.references)
+    assert "keeps " in report.verdict and "comes " in report.verdict
+
+
+def test_evaluate_without_references_does_no_extra_work(photos, tiny):
+    content, style = photos
+    report = metrics.evaluate(content, content, style, backbone=tiny, references=False)
+    assert report.references == {} and report.verdict == ""
+    assert report.to_dict()["references"] == {}
 
 
 def test_evaluate_refuses_a_different_aspect_ratio(photos):
@@ -267,9 +373,13 @@ def test_cli_prints_a_table(capsys, files):
         "--style", files["style"], "--backbone", "tiny",
     )  # fmt: skip
     assert code == 0
-    assert "ssim" in out and "higher is better" in out and "lower is better" in out
+    header, ssim_line = out.splitlines()[:2]
+    assert header.split()[:6] == ["metric", "result", "content", "itself", "style", "itself"]
+    assert ssim_line.split()[:3] == ["ssim", "1.0000", "1.0000"]  # the content is its own score
+    assert "higher = nearer the content" in out and "lower = nearer the style" in out
     assert "backbone: tiny" in out
-    assert "clip_style" in out and "artfid" in out
+    assert "clip_style" in out and "artfid" not in out
+    assert "verdict: keeps almost all of the content's structure (100% by ssim)" in out
 
 
 def test_cli_json_scores_the_content_as_itself(capsys, files):
@@ -284,6 +394,11 @@ def test_cli_json_scores_the_content_as_itself(capsys, files):
     assert report["metrics"]["style_ratio"] == pytest.approx(1.0, abs=1e-6)
     assert report["backbone"] == "efficientnet-lite2"
     assert list(report["unavailable"]) == ["clip_style"]
+    assert report["references"]["content"]["style_ratio"] == pytest.approx(1.0, abs=1e-6)
+    assert report["references"]["style"]["style_ratio"] < 0.5
+    assert (
+        "comes none of the way to the style's statistics (0% by style_ratio)" in report["verdict"]
+    )
 
 
 def test_cli_missing_file_is_one_line(capsys, files, tmp_path):
@@ -306,7 +421,12 @@ def test_cli_aspect_mismatch_is_one_line(capsys, files):
 
 @pytest.mark.parametrize(
     "extra, word",
-    [(["--metrics", "fid"], "fid"), (["--backbone", "resnet"], "resnet"), ([], "--style")],
+    [
+        (["--metrics", "fid"], "fid"),
+        (["--metrics", "artfid"], "artfid"),
+        (["--backbone", "resnet"], "resnet"),
+        ([], "--style"),
+    ],
 )
 def test_cli_bad_options_are_one_line(capsys, files, extra, word):
     argv = ["evaluate", files["content"], "--content", files["content"]]

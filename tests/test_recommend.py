@@ -97,9 +97,11 @@ def test_availability_follows_the_method_table_and_its_extras(monkeypatch):
                               requires=("impasto_module_that_is_not_installed",))  # fmt: skip
     monkeypatch.setitem(registry.METHODS, "fast", row)
     fast = next(r for r in rec.recommend(["realtime"]) if r.method == "fast")
-    assert not fast.available
+    assert not fast.available and fast.implemented and fast.status == "not installed"
     assert "pip install 'impasto[video]'" in fast.how_to_get
     assert "impasto_module_that_is_not_installed" in fast.how_to_get
+    text = rec.format_recommendations([fast])
+    assert "[fast] (not installed)" in text and "to get it: needs impasto_module" in text
     with pytest.raises(InputError, match=r"impasto\[video\]"):
         registry.load_method("fast")
 
@@ -134,7 +136,9 @@ def test_table_integrity():
     for method_id, method in rec.METHODS.items():
         assert method.id == method_id
         assert method.name and method.reason and method.trade_offs
-        assert method.defaults or method_id in registry.METHODS  # else from the method's config
+        # else where to start comes from the method's config
+        assert method.defaults or method.training or method_id in registry.METHODS
+        assert method.usage or method_id not in registry.METHODS  # each built-in one says how
 
 
 def test_gatys_defaults_are_real_config_fields():
@@ -162,15 +166,89 @@ def test_gatys_backbone_with_an_empty_cache_is_the_offline_one():
     assert "efficientnet-lite0" in gatys.note
 
 
-def test_format_marks_available_and_not_installed():
+def test_format_marks_available_and_not_implemented():
     text = rec.format_recommendations(rec.recommend())
     gatys_block, sdxl_block = text.split("\n\n")
     assert "[gatys] (available)" in gatys_block
-    assert "not installed" not in gatys_block
-    assert "size=512" in gatys_block
-    assert "[sdxl-ip-adapter] (not installed)" in sdxl_block
-    assert "to get it: " in sdxl_block
+    assert "run it: impasto stylize photo.jpg painting.jpg -o out.png" in gatys_block
+    assert "start with: size=512" in gatys_block
+    assert "not installed" not in gatys_block and "not implemented" not in gatys_block
+    assert "[sdxl-ip-adapter] (not implemented yet)" in sdxl_block
+    assert "not installed" not in sdxl_block and "run it" not in sdxl_block
+    assert "typical settings: size=1024" in sdxl_block and "start with" not in sdxl_block
     assert rec.format_recommendations([]) == ""
+
+
+def test_what_impasto_does_not_implement_never_reads_as_an_install_away():
+    everything = rec.recommend(rec.SITUATIONS)
+    missing = [r for r in everything if not r.implemented]
+    assert {r.method for r in missing} == set(rec.METHODS) - {"gatys", "fast", "color"}
+    for r in missing:
+        assert r.status == "not implemented yet" and not r.available and r.usage == ""
+        block = rec.format_recommendations([r])
+        assert "not implemented in impasto yet" in block
+        assert "pip install" not in block and "not installed" not in block
+
+
+def test_realtime_says_how_to_run_the_real_time_model():
+    from impasto.model_folder import shipped_models
+
+    for situation in ("realtime", "video"):
+        (fast,) = [r for r in rec.recommend([situation]) if r.method == "fast"]
+        assert fast.usage.startswith("impasto stylize --method fast --model vangogh-bedroom-rt")
+        assert "--compile" in fast.usage
+        block = rec.format_recommendations([fast])
+        assert f"run it: {fast.usage}" in block
+    assert {"vangogh-bedroom", "vangogh-bedroom-rt"} <= set(shipped_models("fast"))
+    # Without a real-time situation, the full-size model.
+    (fast,) = [r for r in rec.recommend(["arbitrary_style", "realtime"]) if r.method == "fast"]
+    assert "vangogh-bedroom-rt" in fast.usage  # realtime asked: its command wins
+    assert "--model vangogh-bedroom " in rec.METHODS["fast"].usage
+
+
+def test_every_command_line_parses_with_the_real_parser():
+    import shlex
+
+    from impasto.cli.main import build_parser
+
+    commands = {r.usage for s in rec.SITUATIONS for r in rec.recommend([s]) if r.usage}
+    for method in rec.METHODS.values():
+        commands |= {method.usage, *method.usage_for.values(), method.train_usage} - {""}
+    assert len(commands) >= 5  # gatys, fast, fast real-time, training fast, color
+    for command in commands:
+        words = shlex.split(command)
+        assert words[0] == "impasto", command
+        args = build_parser(words[1:]).parse_args(words[1:])  # SystemExit on a bad flag
+        assert args.command in ("stylize", "train")
+
+
+def test_training_settings_are_labelled_and_are_the_trainer_s_defaults():
+    import dataclasses
+
+    from impasto.methods.fast import FastTrainConfig
+
+    (fast,) = [r for r in rec.recommend(["realtime"]) if r.method == "fast"]
+    trainer = {f.name: f.default for f in dataclasses.fields(FastTrainConfig)}
+    assert fast.training and fast.training == {k: trainer[k] for k in fast.training}
+    assert fast.defaults == {}  # nothing to read as a running setting
+    block = rec.format_recommendations([fast])
+    assert "training settings (for a new style): size=256, batch=4, steps=4000" in block
+    assert "start with" not in block
+    assert "a new style: impasto train fast --style" in block
+
+
+def test_situations_that_pull_against_each_other_are_named_in_one_line():
+    (line,) = rec.tensions(["quality", "realtime"])
+    assert "quality and realtime" in line and "gatys" in line and "fast" in line
+    assert "\n" not in line
+    both = rec.tensions(["realtime", "quality", "video"])
+    assert both == [rec.TENSIONS[0].text, rec.TENSIONS[1].text]
+    assert rec.tensions(["quality"]) == rec.tensions() == []
+    assert rec.tensions(["arbitrary_style", "realtime"]) == []  # AdaIN serves both
+    with pytest.raises(InputError, match="'cheap'"):
+        rec.tensions(["cheap"])
+    for tension in rec.TENSIONS:
+        assert set(tension.situations) <= set(rec.SITUATIONS)
 
 
 def test_to_dict_is_json_serialisable():
@@ -197,6 +275,28 @@ def test_cli_recommend_quality_names_gatys_as_available(capsys):
     out = capsys.readouterr().out
     first = out.strip().splitlines()[0]
     assert "[gatys]" in first and "(available)" in first
+
+
+def test_cli_recommend_flags_a_contradiction_first(capsys):
+    from impasto.cli.main import main
+
+    assert main(["recommend", "--quality", "--realtime"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("note: quality and realtime pull against each other")
+    assert lines[1] == "" and lines[2].startswith("1. ")
+    assert main(["recommend", "--quality", "--realtime", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [entry["method"] for entry in json.loads(captured.out)][:2] == ["gatys", "fast"]
+    assert captured.err.startswith("note: quality and realtime")
+
+
+def test_cli_recommend_realtime_prints_the_command_line(capsys):
+    from impasto.cli.main import main
+
+    assert main(["recommend", "--realtime"]) == 0
+    out = capsys.readouterr().out
+    assert "run it: impasto stylize --method fast --model vangogh-bedroom-rt --compile" in out
+    assert "note:" not in out
 
 
 def test_cli_recommend_json_lists_each_flag_s_methods(capsys):

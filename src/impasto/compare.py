@@ -7,34 +7,46 @@ luminance"`` or ``"method=fast,model=vangogh-bedroom"``; values are parsed by th
 Without settings, every available method of the table runs at its defaults (with the options
 its row asks for in a comparison, e.g. the shipped fast model), so methods sit side by side.
 
->>> from impasto.compare import compare, contact_sheet
+>>> from impasto.compare import compare, contact_sheet, write_results
 >>> result = compare("photo.jpg", "painting.jpg", ["style_weight=1e3", "style_weight=1e5"],
 ...                  {"size": 256, "steps": 50})
 >>> save_image(contact_sheet(result.content, result.style, result.rows), "sheet.png")
+>>> write_results(result.rows, "sheet")  # sheet/01-style_weight=1e3.png, ...
+
+This module parses the settings and runs them; ``impasto.comparison`` holds what a run produces
+and how it is written (rows, shared settings, sheet, result files, reports), and its names are
+re-exported here. Every row keeps the whole config it ran with (``ComparisonRow.config``);
+``shared_settings`` sums up the settings that matter most (size, steps, seed, backbone) for the
+sheet's title.
 
 The library raises InputError (never prints); the CLI turns that into one line on stderr.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import math
-import os
 import types
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import torch
-
+from .comparison import (
+    KEY_METRICS,
+    PER_RESULT,
+    SHARED_SETTINGS,
+    ComparisonResult,
+    ComparisonRow,
+    contact_sheet,
+    format_metrics,
+    result_names,
+    settings_text,
+    shared_settings,
+    write_report,
+    write_results,
+)
+from .config import config_to_dict
 from .errors import InputError, WeightsError
-from .files import atomic_write
-from .images import draw_sheet
 from .methods.registry import (
     DEFAULT_METHOD,
     METHOD_CHOICES,
@@ -44,12 +56,29 @@ from .methods.registry import (
 )
 from .progress import ProgressCallback
 
-KEY_METRICS: tuple[str, ...] = ("ssim", "style_ratio", "color_distance")
-"""Metrics computed for every row (style_ratio needs a feature network; skipped without one)."""
+__all__ = [
+    "KEY_METRICS",
+    "PER_RESULT",
+    "PIXEL_METRICS",
+    "SHARED_SETTINGS",
+    "ComparisonResult",
+    "ComparisonRow",
+    "compare",
+    "contact_sheet",
+    "default_settings",
+    "format_metrics",
+    "parse_setting",
+    "parse_settings",
+    "result_names",
+    "settings_text",
+    "shared_settings",
+    "write_report",
+    "write_results",
+]
 
 PIXEL_METRICS: tuple[str, ...] = ("ssim", "color_distance")
+"""The metrics of a row when no feature network has weights here."""
 
-_SHORT_NAMES = {"ssim": "ssim", "style_ratio": "style", "color_distance": "color"}
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
@@ -189,43 +218,6 @@ def parse_settings(
 # --------------------------------------------------------------------------- compare
 
 
-@dataclass
-class ComparisonRow:
-    """One stylised result: its setting, what it took, its scores and the image (1, 3, H, W)."""
-
-    label: str
-    options: dict[str, Any]
-    seconds: float
-    metrics: dict[str, float]
-    image: torch.Tensor
-    backbone: str = ""
-    metrics_backbone: str = "none"
-    unavailable: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        height, width = self.image.shape[-2:]
-        return {
-            "label": self.label,
-            "options": dict(self.options),
-            "seconds": round(self.seconds, 3),
-            "metrics": dict(self.metrics),
-            "backbone": self.backbone,
-            "metrics_backbone": self.metrics_backbone,
-            "unavailable": dict(self.unavailable),
-            "width": int(width),
-            "height": int(height),
-        }
-
-
-@dataclass
-class ComparisonResult:
-    """The rows in the order of the settings, and the content and style images used."""
-
-    rows: list[ComparisonRow]
-    content: torch.Tensor
-    style: torch.Tensor
-
-
 def _score(image, content, style, made_with: str, metrics_backbone: Any, cache: dict):
     """The key metrics; style_ratio is skipped (noted in ``unavailable``) without weights.
     ``made_with``: the backbone that made ``image`` ("" for a method that uses none)."""
@@ -239,10 +231,17 @@ def _score(image, content, style, made_with: str, metrics_backbone: Any, cache: 
             if name not in cache:
                 cache[name] = metrics.load_scoring_backbone(name)
             network = cache[name]
-        report = metrics.evaluate(image, content, style, backbone=network,
-                                  made_with=made_with, metrics=KEY_METRICS)  # fmt: skip
+        report = metrics.evaluate(
+            image,
+            content,
+            style,
+            backbone=network,
+            made_with=made_with,
+            metrics=KEY_METRICS,
+            references=False,
+        )
     except WeightsError as error:
-        report = metrics.evaluate(image, content, style, metrics=PIXEL_METRICS)
+        report = metrics.evaluate(image, content, style, metrics=PIXEL_METRICS, references=False)
         report.unavailable["style_ratio"] = str(error)
     return report
 
@@ -299,8 +298,14 @@ def compare(
         styles = [style_image] if _style_count(method) else []
         prepared = prepare(method, config, styles, progress=events, notify=notify)
         result = stylize_one(prepared, content_image, events)
-        report = _score(result.image, content_image.rgb, style_image.rgb, result.backbone,
-                        metrics_backbone, networks)  # fmt: skip
+        report = _score(
+            result.image,
+            content_image.rgb,
+            style_image.rgb,
+            result.backbone,
+            metrics_backbone,
+            networks,
+        )
         row = ComparisonRow(
             label=label,
             options={"method": method, **options} if method != DEFAULT_METHOD else options,
@@ -310,63 +315,11 @@ def compare(
             backbone=result.backbone,
             metrics_backbone=report.backbone,
             unavailable={k: v for k, v in report.unavailable.items() if k in KEY_METRICS},
+            config=config_to_dict(config),
+            alpha=result.alpha,
+            record=result.provenance(),
         )
         rows.append(row)
         if progress is not None:
             progress(index, len(plans), row)
     return ComparisonResult(rows, content_image.rgb, style_image.rgb)
-
-
-# --------------------------------------------------------------------------- contact sheet
-
-
-def format_metrics(metrics: dict[str, float]) -> str:
-    return "  ".join(
-        f"{_SHORT_NAMES.get(name, name)} {metrics[name]:.3g}" for name in KEY_METRICS
-        if name in metrics
-    )  # fmt: skip
-
-
-def contact_sheet(content: torch.Tensor, style: torch.Tensor, rows: Sequence[ComparisonRow],
-                  cell: int = 256, columns: int | None = None) -> torch.Tensor:  # fmt: skip
-    """The content, the style and each result on a grid (impasto.images.draw_sheet), each
-    labelled underneath with its setting, time and key metrics; (1, 3, H, W) in [0, 1].
-    ``cell``: the long side of each thumbnail in pixels; ``columns``: default one row for up
-    to five pictures, else four per row."""
-    cells = [(content, ["content"]), (style, ["style"])]
-    for row in rows:
-        cells.append((row.image, [row.label, f"{row.seconds:.1f} s", format_metrics(row.metrics)]))
-    if columns is None and len(cells) <= 5:
-        columns = len(cells)  # one row: the content, the style and up to three results
-    return draw_sheet(cells, cell=cell, columns=columns)
-
-
-# --------------------------------------------------------------------------- reports
-
-
-def _write_text(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise InputError(f"cannot write '{path}': it is a directory")
-    if not path.parent.is_dir():
-        raise InputError(f"cannot write '{path}': folder '{path.parent}' does not exist")
-    data = text.encode("utf-8")
-    atomic_write(path, lambda handle: handle.write(data))
-    return path
-
-
-def write_report(rows: Sequence[ComparisonRow], json_path: str | os.PathLike | None = None,
-                 csv_path: str | os.PathLike | None = None) -> None:  # fmt: skip
-    """Write the rows (no images) as a JSON list and/or a CSV table (one line per setting)."""
-    if json_path is not None:
-        entries = [row.to_dict() for row in rows]
-        _write_text(json_path, json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
-    if csv_path is not None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["label", "seconds", *KEY_METRICS, "backbone", "metrics_backbone"])
-        for row in rows:
-            values = [f"{row.metrics[m]:.6g}" if m in row.metrics else "" for m in KEY_METRICS]
-            writer.writerow([row.label, f"{row.seconds:.3f}", *values, row.backbone,
-                             row.metrics_backbone])  # fmt: skip
-        _write_text(csv_path, buffer.getvalue())

@@ -4,16 +4,19 @@
 >>> print(format_recommendations(recommend(["video", "photorealistic"])))
 
 ``RULES`` maps the user's situations to method ids, most relevant row first; ``METHODS`` says
-what each method is, what it trades off, where to start and how to get it. A method is marked
-available when the method table (impasto.methods.registry) has it and its extra is installed;
-a method of the table that these rows do not describe is added from its row (its summary,
-trade-offs and the situations it answers); reading the table imports nothing heavy.
+what each method is, what it trades off, where to start (running it, and training it where it
+trains), the command line that runs it and how to get it; ``TENSIONS`` names situations that
+pull against each other. A method is available when the method table
+(impasto.methods.registry) has it and its extra is installed, "not installed" when the table
+has it without its extra, and "not implemented yet" otherwise. A method of the table that these
+rows do not describe is added from its row (its summary, trade-offs and the situations it
+answers); reading the table imports nothing heavy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -35,7 +38,13 @@ SITUATIONS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Method:
-    """One method: what it is, why pick it, where to start, and how to get it."""
+    """One method: what it is, why pick it, where to start, and how to get it.
+
+    ``defaults``: settings to start from when running it; ``training``: settings to start from
+    when training one (per style), kept apart so they are never read as running settings;
+    ``usage``: a command line that runs it; ``usage_for``: situation -> a command line that
+    fits that situation better; ``train_usage``: the command that trains a new one.
+    """
 
     id: str
     name: str
@@ -43,6 +52,10 @@ class Method:
     trade_offs: str
     defaults: Mapping[str, Any]
     how_to_get: str
+    training: Mapping[str, Any] = field(default_factory=dict)
+    usage: str = ""
+    usage_for: Mapping[str, str] = field(default_factory=dict)
+    train_usage: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,78 +70,131 @@ class Rule:
     note: str
 
 
-_NOT_YET = "not in impasto yet; "
+@dataclass(frozen=True)
+class Tension:
+    """Situations that pull against each other, and the trade-off in one sentence."""
+
+    situations: tuple[str, ...]
+    text: str
+
+
+_NOT_YET = "not implemented in impasto yet; elsewhere: "
+_REALTIME = "impasto stylize --method fast --model vangogh-bedroom-rt --compile frames/ -o painted/"
 _METHOD_ROWS: tuple[Method, ...] = (
-    Method("gatys", "Gatys et al. (optimisation, L-BFGS)",
-            "the best single result: optimises the image against the style's Gram statistics",
-            "slow (seconds to minutes per image), one image at a time",
-            {"size": 512, "steps": 200, "backbone": "auto"},
-            "built in; `impasto download vgg19` fetches the VGG-19 backbone (575 MB) once"),
-    Method("fast", "Fast feed-forward (Johnson et al.)",
-            "one forward pass per image once a network is trained for the style",
-            "one network per style; training takes hours on a CPU; a bit below Gatys in quality",
-            {"size": 256, "batch": 4, "steps": 4000, "learning_rate": 1e-3, "channels": 32},
-            "built in, with one shipped model (`--model vangogh-bedroom`); train one per style: "
-            "`impasto train fast --style S --data PHOTOS -o MODEL`, then "
-            "`impasto stylize --method fast --model MODEL`"),
-    Method("adain", "AdaIN (Huang & Belongie)",
-            "any style in one forward pass: matches channel mean and std of encoder features",
-            "needs a trained decoder; softer detail than Gatys; alpha trades style for content",
-            {"size": 512, "alpha": 1.0},
-            _NOT_YET + "needs a decoder trained on COCO + WikiArt "
-            "(naoto0804/pytorch-AdaIN publishes one)"),
-    Method("wct", "WCT (Li et al., universal style transfer)",
-            "any style, no per-style training: whitens then colours features at several layers",
-            "slower than AdaIN (eigen-decompositions); can distort structure at high alpha",
-            {"size": 512, "alpha": 0.6},
-            _NOT_YET + "needs a VGG-19 encoder and per-layer decoders trained to reconstruct"),
-    Method("photowct", "PhotoWCT / deep photo style transfer",
-            "keeps the result a photograph: transfers colour and tone, not brush strokes",
-            "no painterly texture; the smoothing step is slow on large images",
-            {"size": 512, "smoothing": True},
-            _NOT_YET + "NVIDIA FastPhotoStyle ships PhotoWCT models (non-commercial licence)"),
-    Method("sdxl-ip-adapter", "SDXL + IP-Adapter",
-            "a style image plus a text prompt steer a diffusion model: production-quality images",
-            "needs a GPU and about 7 GB of weights; regenerates content rather than keeping it",
-            {"size": 1024, "steps": 30, "guidance_scale": 5.0, "ip_adapter_scale": 0.6},
-            _NOT_YET + "pip install diffusers transformers accelerate; SDXL base weights and the "
-            "h94/IP-Adapter SDXL adapter"),
-    Method("style-lora", "Style LoRA (fine-tuned diffusion model)",
-            "the same brand look on every image: the style is learned, not re-read each time",
-            "needs 10-30 curated images and a GPU training run; one LoRA per style",
-            {"rank": 16, "train_steps": 1000, "learning_rate": 1e-4, "lora_scale": 0.8},
-            _NOT_YET + "train an SDXL LoRA (diffusers' train_dreambooth_lora_sdxl.py, kohya-ss)"),
-    Method("fast-temporal", "Fast NST with a temporal loss (Ruder et al.; Huang et al.)",
-            "real-time video without flicker: a feed-forward network trained with a flow loss",
-            "one network per style; training needs video and optical flow",
-            {"train_size": 256, "epochs": 2, "batch_size": 4, "learning_rate": 1e-3},
-            _NOT_YET + "train a fast network with a temporal loss on video frames and their flow"),
-    Method("animatediff", "AnimateDiff",
-            "short stylised clips generated by a diffusion model with a motion module",
-            "GPU only, seconds per frame, clips of about 16 frames; content is regenerated",
-            {"frames": 16, "steps": 25, "guidance_scale": 7.5},
-            _NOT_YET + "pip install diffusers; an AnimateDiff motion adapter and an SD 1.5 model"),
-    Method("instantstyle", "InstantStyle (IP-Adapter block masking)",
-            "takes the style, not the objects, of the reference: injects it only in style blocks",
-            "SDXL only; needs the same GPU and weights as SDXL + IP-Adapter",
-            {"steps": 30, "guidance_scale": 5.0,
-             "ip_adapter_scale": {"up": {"block_0": [0.0, 1.0, 0.0]}}},
-            _NOT_YET + "SDXL + IP-Adapter in diffusers, with per-block IP-Adapter scales"),
-)  # fmt: skip
+    Method(
+        "gatys",
+        "Gatys et al. (optimisation, L-BFGS)",
+        "the best single result: optimises the image against the style's Gram statistics",
+        "slow (seconds to minutes per image), one image at a time",
+        {"size": 512, "steps": 200, "backbone": "auto"},
+        "built in; `impasto download vgg19` fetches the VGG-19 backbone (575 MB) once",
+        usage="impasto stylize photo.jpg painting.jpg -o out.png",
+    ),
+    Method(
+        "fast",
+        "Fast feed-forward (Johnson et al.)",
+        "one forward pass per image once a network is trained for the style",
+        "one network per style (training a new one: minutes on a GPU, hours on a CPU); a bit "
+        "below Gatys in quality",
+        {},
+        "built in, with two shipped models: vangogh-bedroom and the smaller vangogh-bedroom-rt "
+        "(real time on a CPU)",
+        training={"size": 256, "batch": 4, "steps": 4000, "learning_rate": 1e-3, "channels": 32},
+        usage="impasto stylize --method fast --model vangogh-bedroom photo.jpg -o out.png",
+        usage_for={"realtime": _REALTIME, "video": _REALTIME},
+        train_usage="impasto train fast --style painting.jpg --data photos/ -o models/painting",
+    ),
+    Method(
+        "adain",
+        "AdaIN (Huang & Belongie)",
+        "any style in one forward pass: matches channel mean and std of encoder features",
+        "needs a trained decoder; softer detail than Gatys; alpha trades style for content",
+        {"size": 512, "alpha": 1.0},
+        _NOT_YET + "naoto0804/pytorch-AdaIN publishes a decoder trained on COCO + WikiArt",
+    ),
+    Method(
+        "wct",
+        "WCT (Li et al., universal style transfer)",
+        "any style, no per-style training: whitens then colours features at several layers",
+        "slower than AdaIN (eigen-decompositions); can distort structure at high alpha",
+        {"size": 512, "alpha": 0.6},
+        _NOT_YET + "the authors' code, with a VGG-19 encoder and per-layer decoders trained to "
+        "reconstruct",
+    ),
+    Method(
+        "photowct",
+        "PhotoWCT / deep photo style transfer",
+        "keeps the result a photograph: transfers colour and tone, not brush strokes",
+        "no painterly texture; the smoothing step is slow on large images",
+        {"size": 512, "smoothing": True},
+        _NOT_YET + "NVIDIA FastPhotoStyle ships PhotoWCT models (non-commercial licence)",
+    ),
+    Method(
+        "sdxl-ip-adapter",
+        "SDXL + IP-Adapter",
+        "a style image plus a text prompt steer a diffusion model: production-quality images",
+        "needs a GPU and about 7 GB of weights; regenerates content rather than keeping it",
+        {"size": 1024, "steps": 30, "guidance_scale": 5.0, "ip_adapter_scale": 0.6},
+        _NOT_YET + "the diffusers library with the SDXL base weights and the h94/IP-Adapter "
+        "SDXL adapter",
+    ),
+    Method(
+        "style-lora",
+        "Style LoRA (fine-tuned diffusion model)",
+        "the same brand look on every image: the style is learned, not re-read each time",
+        "needs 10-30 curated images and a GPU training run; one LoRA per style",
+        {"lora_scale": 0.8},
+        _NOT_YET + "train an SDXL LoRA (diffusers' train_dreambooth_lora_sdxl.py, kohya-ss)",
+        training={"rank": 16, "train_steps": 1000, "learning_rate": 1e-4},
+    ),
+    Method(
+        "fast-temporal",
+        "Fast NST with a temporal loss (Ruder et al.; Huang et al.)",
+        "real-time video without flicker: a feed-forward network trained with a flow loss",
+        "one network per style; training needs video and optical flow",
+        {},
+        _NOT_YET + "the papers' code trains a fast network with a temporal loss on video "
+        "frames and their optical flow",
+        training={"train_size": 256, "epochs": 2, "batch_size": 4, "learning_rate": 1e-3},
+    ),
+    Method(
+        "animatediff",
+        "AnimateDiff",
+        "short stylised clips generated by a diffusion model with a motion module",
+        "GPU only, seconds per frame, clips of about 16 frames; content is regenerated",
+        {"frames": 16, "steps": 25, "guidance_scale": 7.5},
+        _NOT_YET + "the diffusers library with an AnimateDiff motion adapter and an SD 1.5 model",
+    ),
+    Method(
+        "instantstyle",
+        "InstantStyle (IP-Adapter block masking)",
+        "takes the style, not the objects, of the reference: injects it only in style blocks",
+        "SDXL only; needs the same GPU and weights as SDXL + IP-Adapter",
+        {
+            "steps": 30,
+            "guidance_scale": 5.0,
+            "ip_adapter_scale": {"up": {"block_0": [0.0, 1.0, 0.0]}},
+        },
+        _NOT_YET + "SDXL + IP-Adapter in the diffusers library, with per-block IP-Adapter scales",
+    ),
+)
+_DESCRIBED = frozenset(method.id for method in _METHOD_ROWS)
 
 
 def _table_rows() -> tuple[tuple[Method, ...], tuple[Rule, ...]]:
     """Methods of the method table that the rows above do not describe, and their rules: a
     method that lists the situations it answers is recommended without an edit here."""
-    known = {method.id for method in _METHOD_ROWS}
     methods, rules = [], []
     for row in IMPLEMENTED.values():
-        if row.name in known:
+        if row.name in _DESCRIBED:
             continue
         trade_offs = row.trade_offs or f"see `impasto stylize --method {row.name} --help`"
         how_to_get = f"built in: `impasto stylize --method {row.name}`"
         name = row.summary.split(":")[0].capitalize()
-        methods.append(Method(row.name, name, row.summary, trade_offs, {}, how_to_get))
+        inputs = "--model MODEL photo.jpg" if row.takes_model else "photo.jpg"
+        inputs += " painting.jpg" if row.takes_styles else ""
+        usage = f"impasto stylize --method {row.name} {inputs} -o out.png"
+        methods.append(Method(row.name, name, row.summary, trade_offs, {}, how_to_get, usage=usage))
         if row.situations:
             asked = ", ".join(situation.replace("_", " ") for situation in row.situations)
             rules.append(Rule(row.situations, (row.name,), f"{row.name} for: {asked}"))
@@ -154,10 +220,37 @@ RULES: tuple[Rule, ...] = (
     Rule((), ("gatys", "sdxl-ip-adapter"), "default: Gatys one-off, SDXL+IP-Adapter in production"),
 )
 
+TENSIONS: tuple[Tension, ...] = (
+    Tension(
+        ("quality", "realtime"),
+        "quality and realtime pull against each other: the best single image (gatys) takes "
+        "seconds to minutes, while real time (fast) needs a network trained for the style and "
+        "paints a little less; both are listed, pick the one that matters more",
+    ),
+    Tension(
+        ("quality", "video"),
+        "quality and video pull against each other: gatys takes seconds to minutes per frame "
+        "and flickers from frame to frame; the video methods trade some quality for speed and "
+        "steadiness",
+    ),
+    Tension(
+        ("realtime", "text_prompt"),
+        "realtime and text_prompt pull against each other: a text prompt needs a diffusion "
+        "model (seconds per image on a GPU); the real-time methods take no prompt",
+    ),
+)
+"""Situations asked together that no one method serves well; ``tensions`` says which hold."""
+
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One answer: a method, whether impasto can run it now, and where to start."""
+    """One answer: a method, whether impasto can run it now, how, and where to start.
+
+    ``defaults``: settings to start from when running it; ``training``: settings to start
+    from when training one; ``usage``: a command line that runs it, fitted to the situations
+    asked ("" when impasto does not implement it); ``implemented``: impasto has it (it may
+    still need its extra installed: then ``available`` is False).
+    """
 
     method: str
     name: str
@@ -168,6 +261,17 @@ class Recommendation:
     how_to_get: str
     because: tuple[str, ...] = ()  # notes of the rows that chose it
     note: str = ""  # e.g. which backbone Gatys would use on this machine now
+    implemented: bool = False
+    usage: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    train_usage: str = ""
+
+    @property
+    def status(self) -> str:
+        """ "available", "not installed" (its extra is missing) or "not implemented yet"."""
+        if self.available:
+            return "available"
+        return "not installed" if self.implemented else "not implemented yet"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (for `impasto recommend --json`)."""
@@ -176,20 +280,21 @@ class Recommendation:
             "name": self.name,
             "reason": self.reason,
             "trade_offs": self.trade_offs,
-            "defaults": dict(self.defaults),
+            "status": self.status,
             "available": self.available,
+            "implemented": self.implemented,
+            "usage": self.usage,
+            "defaults": dict(self.defaults),
+            "training": dict(self.training),
+            "train_usage": self.train_usage,
             "how_to_get": self.how_to_get,
             "because": list(self.because),
             "note": self.note,
         }
 
 
-def recommend(situations: Iterable[str] = ()) -> list[Recommendation]:
-    """Methods for the given situations (see SITUATIONS), most relevant first, no duplicates.
-
-    Raises InputError for an unknown situation. Recommending Gatys checks which backbone is
-    on this machine (imports torch; touches no network).
-    """
+def _asked(situations: Iterable[str]) -> set[str]:
+    """The situations as a set; InputError naming the valid ones for an unknown one."""
     if isinstance(situations, str):
         situations = [situations]
     asked = set(situations)
@@ -199,6 +304,16 @@ def recommend(situations: Iterable[str] = ()) -> list[Recommendation]:
             f"unknown situation(s) {', '.join(repr(name) for name in unknown)}; "
             f"choose from: {', '.join(SITUATIONS)}"
         )
+    return asked
+
+
+def recommend(situations: Iterable[str] = ()) -> list[Recommendation]:
+    """Methods for the given situations (see SITUATIONS), most relevant first, no duplicates.
+
+    Raises InputError for an unknown situation. Recommending Gatys checks which backbone is
+    on this machine (imports torch; touches no network).
+    """
+    asked = _asked(situations)
     if asked:
         rows = [rule for rule in RULES if asked.intersection(rule.situations)]
     else:
@@ -207,20 +322,38 @@ def recommend(situations: Iterable[str] = ()) -> list[Recommendation]:
     for rule in rows:
         for method_id in rule.methods:
             reasons.setdefault(method_id, []).append(rule.note)
-    return [_recommendation(METHODS[name], tuple(notes)) for name, notes in reasons.items()]
+    return [_recommendation(METHODS[name], tuple(notes), asked) for name, notes in reasons.items()]
 
 
-def _recommendation(method: Method, because: tuple[str, ...]) -> Recommendation:
+def tensions(situations: Iterable[str] = ()) -> list[str]:
+    """The trade-off sentence of each row of ``TENSIONS`` whose situations were all asked;
+    InputError for an unknown situation."""
+    asked = _asked(situations)
+    return [tension.text for tension in TENSIONS if asked.issuperset(tension.situations)]
+
+
+def _recommendation(method: Method, because: tuple[str, ...], asked: set[str]) -> Recommendation:
+    implemented = method.id in IMPLEMENTED
+    usage = method.usage
+    for situation in SITUATIONS:  # the first situation asked with a command of its own
+        if situation in asked and situation in method.usage_for:
+            usage = method.usage_for[situation]
+            break
+    described = method.id in _DESCRIBED
     return Recommendation(
         method=method.id,
         name=method.name,
         reason=method.reason,
         trade_offs=method.trade_offs,
-        defaults=dict(method.defaults) or _config_defaults(method.id),
-        available=method.id in IMPLEMENTED and missing_requirement(method.id) is None,
+        defaults=dict(method.defaults) if described else _config_defaults(method.id),
+        available=implemented and missing_requirement(method.id) is None,
         how_to_get=_how_to_get(method),
         because=because,
         note=_gatys_backbone_note() if method.id == "gatys" else "",
+        implemented=implemented,
+        usage=usage,
+        training=dict(method.training),
+        train_usage=method.train_usage,
     )
 
 
@@ -264,20 +397,35 @@ def _gatys_backbone_note() -> str:
     )
 
 
+def _settings(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in values.items())
+
+
 def format_recommendations(recommendations: Iterable[Recommendation]) -> str:
-    """Plain text for the CLI: one numbered block per recommendation."""
+    """Plain text for the CLI: one numbered block per recommendation. An available method
+    says how to run it; training settings are labelled as such; a method that impasto does
+    not implement says so (its settings are the published starting points)."""
     blocks = []
     for number, rec in enumerate(recommendations, start=1):
-        status = "available" if rec.available else "not installed"
         lines = [
-            f"{number}. {rec.name} [{rec.method}] ({status})",
+            f"{number}. {rec.name} [{rec.method}] ({rec.status})",
             f"   why: {rec.reason}",
             f"   trade-offs: {rec.trade_offs}",
-            f"   start with: {', '.join(f'{key}={value}' for key, value in rec.defaults.items())}",
         ]
+        if rec.implemented and rec.usage:
+            lines.append(f"   run it: {rec.usage}")
+        if rec.defaults:
+            label = "start with" if rec.implemented else "typical settings"
+            lines.append(f"   {label}: {_settings(rec.defaults)}")
+        if rec.train_usage:  # the folder it writes is the --model of the command above
+            lines.append(f"   a new style: {rec.train_usage}")
+        if rec.training:
+            lines.append(f"   training settings (for a new style): {_settings(rec.training)}")
         if rec.note:
             lines.append(f"   {rec.note}")
-        if not rec.available:
-            lines.append(f"   to get it: {rec.how_to_get}")
+        if not rec.available:  # the install command, or where it exists outside impasto
+            lines.append(
+                f"   to get it: {rec.how_to_get}" if rec.implemented else f"   {rec.how_to_get}"
+            )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -18,7 +18,8 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         "compare",
         help="stylise with several settings (or every method) and lay the results out on a sheet",
         description="Stylise CONTENT with STYLE once per setting (same seed), score each "
-        "result and write a contact sheet. A setting is KEY=VALUE[,KEY=VALUE...] of a method's "
+        "result and write a contact sheet (titled with the settings the results share) and "
+        "each result on its own. A setting is KEY=VALUE[,KEY=VALUE...] of a method's "
         "options with underscores, e.g. style_weight=3e4,preserve_color=luminance or "
         "method=fast,model=vangogh-bedroom. Without --settings: every available method at its "
         "defaults.",
@@ -36,8 +37,19 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
     parser.add_argument(
         "--grid-out", dest="grid_out", required=True, metavar="SHEET", help="contact sheet image"
     )
-    parser.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
-    parser.add_argument("--csv", metavar="FILE", help="also write the scores as CSV")
+    parser.add_argument(
+        "--out-dir",
+        dest="out_dir",
+        metavar="DIR",
+        help="folder for the individual results, one file per setting in the sheet's format "
+        "(default: next to the sheet, named after it: sheet.png -> sheet/)",
+    )
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write the scores and each result's settings as JSON"
+    )
+    parser.add_argument(
+        "--csv", metavar="FILE", help="also write the scores and each result's settings as CSV"
+    )
     parser.add_argument("--size", type=positive_int, metavar="N", help="long side of each result")
     parser.add_argument("--steps", type=positive_int, metavar="N", help="optimiser steps")
     parser.add_argument("--backbone", metavar="NAME", help="feature network for stylising")
@@ -57,6 +69,25 @@ def _check_report_path(text: str, option: str, inputs: Sequence[str]) -> Path:
     if any(Path(item).expanduser().resolve() == path.resolve() for item in inputs):
         raise InputError(f"{option} '{text}' would overwrite an input image")
     return path
+
+
+def _check_results_folder(
+    text: str | None, grid: Path, labels: Sequence[str]
+) -> tuple[Path, list[Path]]:
+    """The folder of the individual results and the paths they will have (nothing is made
+    yet); InputError when the folder cannot hold them."""
+    from .. import compare
+
+    folder = Path(text).expanduser() if text is not None else grid.with_suffix("")
+    what = f"--out-dir '{text}'" if text is not None else f"results folder '{folder}'"
+    if folder.exists() and not folder.is_dir():
+        hint = "" if text is not None else " (choose another with --out-dir)"
+        raise InputError(f"{what}: it is a file{hint}")
+    if not folder.parent.is_dir():
+        raise InputError(f"{what}: folder '{folder.parent}' does not exist")
+    if not os.access(folder if folder.exists() else folder.parent, os.W_OK):
+        raise InputError(f"{what}: not writable")
+    return folder, [folder / name for name in compare.result_names(labels, grid.suffix)]
 
 
 def run(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -79,6 +110,12 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
             if path.resolve() in {p.resolve() for p in report_paths}:
                 raise InputError(f"{option} '{text}' is also another output")
             report_paths.append(path)
+    folder, results = _check_results_folder(args.out_dir, grid, [label for label, _ in parsed])
+    taken = {path.resolve() for path in report_paths}
+    taken |= {Path(item).expanduser().resolve() for item in inputs}
+    for path in [folder, *results]:
+        if path.resolve() in taken:
+            raise InputError(f"'{path}' would overwrite an input or another output")
     content = images.load_image(args.content)
     style = images.load_image(args.style)
 
@@ -95,13 +132,19 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
             content, style, parsed, base, progress=finished, notify=terminal.line, events=view
         )
     sheet = compare.contact_sheet(result.content, result.style, result.rows)
-    # The reports first, then the sheet: a failure leaves none of this run's outputs behind.
-    compare.write_report(result.rows, json_path=args.json, csv_path=args.csv)
+    # The results, the reports, then the sheet: a failure leaves none of this run's outputs.
+    made = not folder.exists()
     try:
+        compare.write_results(result.rows, folder, grid.suffix)
+        compare.write_report(result.rows, json_path=args.json, csv_path=args.csv)
         images.save_image(sheet, grid)
     except BaseException:
-        for report in report_paths[1:]:
-            report.unlink(missing_ok=True)
+        written = [Path(row.file) for row in result.rows if row.file]  # by this run only
+        for path in [*report_paths[1:], *written]:
+            path.unlink(missing_ok=True)
+        if made and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
         raise
     terminal.line(f"wrote {grid} ({sheet.shape[-1]}x{sheet.shape[-2]})")
+    terminal.line(f"wrote {len(results)} results into {folder}")
     return 0

@@ -13,7 +13,9 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         "evaluate",
         help="score a stylised image: structure, content, style and colour metrics",
         description="Score OUTPUT against the CONTENT and STYLE images it was made from. "
-        "Feature metrics use a network other than --made-with when one is available.",
+        "Next to each score: what the content itself and the style itself score (the "
+        "references), and a one-line verdict placing OUTPUT between them. Feature metrics use "
+        "a network other than --made-with when one is available.",
     )
     parser.set_defaults(handler=run)
     # Choices are checked by the library (impasto.metrics), which would import torch here.
@@ -38,7 +40,7 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         metavar="NAME",
         nargs="+",
         help="metrics to compute (default: all): ssim, content_distance, style_ratio, "
-        "meanstd_distance, color_distance, clip_content, clip_style, artfid",
+        "meanstd_distance, color_distance, clip_content, clip_style",
     )
     parser.add_argument(
         "--clip-weights",
@@ -70,17 +72,25 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    header = ("metric", "value", "direction", "meaning")
+    header = ("metric", "result", "content itself", "style itself", "direction", "meaning")
     rows = [
         (
             name,
-            f"{value:.4f}",
-            metrics.DIRECTION_TEXT[metrics.METRICS[name].direction],
+            _number(value),
+            _number(report.references.get("content", {}).get(name)),
+            _number(report.references.get("style", {}).get(name)),
+            metrics.METRICS[name].direction_text,
             metrics.METRICS[name].description,
         )
         for name, value in report.metrics.items()
     ]
     footer = [f"backbone: {report.backbone}"]
     footer += [f"{name}: {reason}" for name, reason in report.unavailable.items()]
-    print_table(header, rows, footer, fixed=(0, 1, 2), right=(1,))
+    if report.verdict:
+        footer.append(f"verdict: {report.verdict}")
+    print_table(header, rows, footer, fixed=(0, 1, 2, 3, 4), right=(1, 2, 3))
     return 0
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -14,7 +14,9 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         "recommend",
         help="which method fits your situation, with reasons and starting parameters",
         description="Say what you need; get the recommended methods, why, their trade-offs, "
-        "the parameters to start from, and whether they are installed here.",
+        "the command line that runs each available one, the settings to start from (training "
+        "settings labelled as such), and whether each is available here, not installed or not "
+        "implemented yet. Situations that pull against each other are named first.",
     )
     for situation in SITUATIONS:
         recommend.add_argument(
@@ -42,12 +44,17 @@ SITUATION_HELP = {
 def run(args: argparse.Namespace, terminal: Terminal) -> int:
     import json
 
-    from ..recommend import format_recommendations, recommend
+    from ..recommend import format_recommendations, recommend, tensions
 
     chosen = [situation for situation in SITUATIONS if getattr(args, situation)]
     recommendations = recommend(chosen)
-    if args.json:
+    trade_offs = [f"note: {text}" for text in tensions(chosen)]
+    if args.json:  # stdout stays one JSON document; the notes go to stderr
+        for line in trade_offs:
+            terminal.line(line)
         print(json.dumps([r.to_dict() for r in recommendations], indent=2, ensure_ascii=False))
     else:
+        for line in trade_offs:  # first: the answer below depends on which side matters more
+            print(line + "\n")
         print(format_recommendations(recommendations))
     return 0

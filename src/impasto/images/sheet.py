@@ -1,7 +1,10 @@
 """Contact sheets: labelled thumbnails on a grid, drawn with Pillow, returned as an image tensor.
 
-Layout, for ``count`` cells of ``cell`` pixels on ``columns`` columns (default: up to 4):
+Layout, for ``count`` cells of ``cell`` pixels on ``columns`` columns (default: up to 4;
+``grid_columns(count)`` gives the grid with the fewest empty cells, near 3:2):
 
+- an optional title on top: lines of black text wrapped to the sheet's width (e.g. the settings
+  every picture shares), ``LINE_HEIGHT`` pixels each, then ``PADDING`` pixels;
 - each cell is a ``cell`` x ``cell`` square holding the thumbnail, scaled (Lanczos) so its
   long side is ``cell``, centred across and bottom-aligned, so every label sits right under
   its picture;
@@ -24,7 +27,16 @@ from PIL import Image, ImageDraw, ImageFont
 from ..errors import InputError
 from .encode import to_pil
 
-__all__ = ["LABEL_LINES", "LINE_HEIGHT", "MIN_CELL", "PADDING", "draw_sheet", "sheet_size"]
+__all__ = [
+    "LABEL_LINES",
+    "LINE_HEIGHT",
+    "MAX_GRID_RATIO",
+    "MIN_CELL",
+    "PADDING",
+    "draw_sheet",
+    "grid_columns",
+    "sheet_size",
+]
 
 LINE_HEIGHT = 12
 """Height of one label line in pixels."""
@@ -40,46 +52,83 @@ MIN_CELL = 16
 
 _DEFAULT_COLUMNS = 4
 
+MAX_GRID_RATIO = 5
+"""A grid has at most this many times as many columns as rows: five pictures may sit in one
+row, six take two."""
 
-def sheet_size(count: int, cell: int = 256, columns: int | None = None) -> tuple[int, int]:
-    """(width, height) in pixels of a contact sheet with ``count`` cells."""
+_TARGET_RATIO = 1.5  # columns per row: a cell is taller than wide (its labels), so 3:2 looks square
+
+
+def grid_columns(count: int) -> int:
+    """The number of columns for ``count`` cells: of the grids with no more rows than columns
+    and at most ``MAX_GRID_RATIO`` columns per row, the one with the fewest empty cells, then
+    the one whose columns per row come nearest 3:2 (e.g. 3 -> 3, 4 -> 2, 5 -> 5, 6 -> 3,
+    7 -> 4, 8 -> 4, 9 -> 3, 12 -> 4)."""
+    if count < 1:
+        raise ValueError(f"a contact sheet needs at least one cell, got {count}")
+
+    def cost(columns: int) -> tuple[int, float]:
+        rows = math.ceil(count / columns)
+        return rows * columns - count, abs(columns / rows - _TARGET_RATIO)
+
+    candidates = [
+        columns
+        for columns in range(1, count + 1)
+        if math.ceil(count / columns) <= columns <= MAX_GRID_RATIO * math.ceil(count / columns)
+    ]
+    return min(candidates, key=cost)
+
+
+def sheet_size(
+    count: int, cell: int = 256, columns: int | None = None, title: Sequence[str] = ()
+) -> tuple[int, int]:
+    """(width, height) in pixels of a contact sheet with ``count`` cells and ``title`` lines
+    (each wrapped to the sheet's width)."""
     columns = _check_layout(count, cell, columns)
     grid_rows = math.ceil(count / columns)
-    return columns * (cell + PADDING) + PADDING, grid_rows * _block_height(cell) + PADDING
+    width = columns * (cell + PADDING) + PADDING
+    height = grid_rows * _block_height(cell) + PADDING + _title_height(title, width)
+    return width, height
 
 
 def draw_sheet(
     cells: Sequence[tuple[torch.Tensor, Sequence[str]]],
     cell: int = 256,
     columns: int | None = None,
+    title: Sequence[str] = (),
 ) -> torch.Tensor:
     """Draw a grid of labelled thumbnails; return it as float32 (1, 3, H, W) in [0, 1].
 
     cells: ``(image, lines)`` pairs in reading order; image: (1, 3, H, W) or (3, H, W) in
     [0, 1]; lines: the label strings under it (each wrapped to the cell's width).
     cell: the long side of each thumbnail in pixels (at least MIN_CELL).
-    columns: cells per row; None means up to 4. The sheet is ``sheet_size(len(cells), cell,
-    columns)`` (width, height) pixels.
+    columns: cells per row; None means up to 4 (see ``grid_columns``). title: lines above the
+    grid, each wrapped to the sheet's width. The sheet is ``sheet_size(len(cells), cell,
+    columns, title)`` (width, height) pixels.
     """
-    for _image, lines in cells:
+    for _image, lines in [*cells, (None, title)]:
         if isinstance(lines, str):
             raise TypeError(f"a cell's lines must be a list of strings, got the string {lines!r}")
     columns = _check_layout(len(cells), cell, columns)
-    width, height = sheet_size(len(cells), cell, columns)
+    width, height = sheet_size(len(cells), cell, columns, title)
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
+    heading = _wrap_all(draw, title, font, width - 2 * PADDING)
+    for number, line in enumerate(heading):
+        draw.text((PADDING, PADDING + number * LINE_HEIGHT), line, fill="black", font=font)
+    grid_top = _title_height(title, width)
     block = _block_height(cell)
     for index, (image, texts) in enumerate(cells):
         left = PADDING + (index % columns) * (cell + PADDING)
-        top = PADDING + (index // columns) * block
+        top = grid_top + PADDING + (index // columns) * block
         picture = to_pil(image)
         scale = cell / max(picture.size)
         size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
         thumb = picture.resize(size, Image.Resampling.LANCZOS)
         # Bottom-aligned in its square, so the label sits right under every picture.
         sheet.paste(thumb, (left + (cell - size[0]) // 2, top + cell - size[1]))
-        lines = [line for text in texts for line in _wrap(draw, text, font, cell)]
+        lines = _wrap_all(draw, texts, font, cell)
         if len(lines) > LABEL_LINES:  # keep the last two (time and scores); shorten the rest
             lines = lines[: LABEL_LINES - 2] + lines[-2:]
         for number, line in enumerate(lines):
@@ -105,6 +154,21 @@ def _check_layout(count: int, cell: int, columns: int | None) -> int:
 def _block_height(cell: int) -> int:
     """Height of one grid row: the thumbnail square, its label lines and the padding."""
     return cell + LINE_HEIGHT * LABEL_LINES + 2 * PADDING
+
+
+def _title_height(title: Sequence[str], width: int) -> int:
+    """Pixels the title takes above the grid: its wrapped lines and a padding; 0 without one."""
+    if isinstance(title, str):
+        raise TypeError(f"a title must be a list of strings, got the string {title!r}")
+    if not title:
+        return 0
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines = _wrap_all(draw, title, ImageFont.load_default(), width - 2 * PADDING)
+    return len(lines) * LINE_HEIGHT + PADDING
+
+
+def _wrap_all(draw: ImageDraw.ImageDraw, texts: Sequence[str], font, width: int) -> list[str]:
+    return [line for text in texts for line in _wrap(draw, text, font, width)]
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:

@@ -4,7 +4,9 @@ Images are float32 RGB in [0, 1], shape (1, 3, H, W). Each metric says its defin
 and direction in its docstring. ``pixels``: metrics without a network (``ssim``,
 ``color_distance``); ``features``: metrics on a backbone's features or CLIP embeddings;
 ``table``: ``METRICS``, the table ``evaluate`` reads; ``evaluation``: ``evaluate`` and its
-report; ``base``: the input checks they share. The names below are the public API.
+report; ``reference``: the reference scores (the content itself, the style itself) and the
+plain-language verdict; ``base``: the input checks they share. The names below are the public
+API.
 """
 
 from .base import ImageLike, MetricUndefined
@@ -20,17 +22,17 @@ from .features import (
     style_ratio,
 )
 from .pixels import COLOR_DIRECTIONS, COLOR_QUANTILES, color_distance, ssim
-from .table import DIRECTION_TEXT, METRIC_CHOICES, METRICS, UNAVAILABLE, Metric, check_metrics
+from .reference import VERDICT_METRICS, share, style_stand_in, verdict
+from .table import METRIC_CHOICES, METRICS, Metric, check_metrics
 
 __all__ = [
     "AUTO_BACKBONES",
     "COLOR_DIRECTIONS",
     "COLOR_QUANTILES",
-    "DIRECTION_TEXT",
     "EPS",
     "METRICS",
     "METRIC_CHOICES",
-    "UNAVAILABLE",
+    "VERDICT_METRICS",
     "EvaluationReport",
     "FeatureCache",
     "ImageLike",
@@ -45,6 +47,9 @@ __all__ = [
     "evaluate",
     "load_scoring_backbone",
     "meanstd_distance",
+    "share",
     "ssim",
     "style_ratio",
+    "style_stand_in",
+    "verdict",
 ]

@@ -8,6 +8,10 @@ stylisation optimised against a network's features flatters that network); ``eva
 CLIP similarities use OpenAI's CLIP ViT-B/32 image encoder when its weights are on this machine
 (``impasto download clip-vit-b32``, or ``IMPASTO_CLIP_WEIGHTS``); without them they are reported
 as unavailable with the way to get them, never as a number.
+
+To make the numbers readable, ``evaluate`` also scores two references with the same metrics and
+network (the content itself and the style itself, see ``impasto.metrics.reference``) and says in
+one sentence where the result lies between them (``EvaluationReport.verdict``).
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ import torch
 from ..errors import InputError, WeightsError
 from .base import ImageLike, MetricUndefined, check_image, match_long_side, size_text
 from .features import FeatureCache, load_scoring_backbone
-from .table import DIRECTION_TEXT, METRICS, UNAVAILABLE, check_metrics
+from .reference import style_stand_in, verdict
+from .table import METRICS, check_metrics
 
 AUTO_BACKBONES: tuple[str, ...] = ("efficientnet-lite2", "efficientnet-lite0", "vgg19")
 """Order of preference for ``backbone="auto"``."""
+
+_BETTER = {"higher": "higher is better", "lower": "lower is better"}
 
 
 @dataclass
@@ -35,18 +42,28 @@ class EvaluationReport:
 
     metrics: name -> value, in ``METRICS`` order; backbone: the network the feature metrics
     used ("none" when none was needed); unavailable: name -> reason for metrics without a
-    value; notes: plain sentences worth telling the user (e.g. a biased backbone choice).
+    value; notes: plain sentences worth telling the user (e.g. a biased backbone choice);
+    references: "content" and "style" -> name -> what the content itself and the style itself
+    score (empty when not asked for); verdict: one plain sentence placing the result between
+    the references ("" without them).
     """
 
     metrics: dict[str, float]
     backbone: str
     unavailable: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    references: dict[str, dict[str, float]] = field(default_factory=dict)
+    verdict: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metrics": dict(self.metrics),
-            "directions": {name: DIRECTION_TEXT[METRICS[name].direction] for name in self.metrics},
+            "references": {kind: dict(values) for kind, values in self.references.items()},
+            "verdict": self.verdict,
+            # "higher is better" as before (scripts read it); "toward" names the reference
+            # each metric moves toward as it gets "better", so 1.0 SSIM reads as the content
+            "directions": {name: _BETTER[METRICS[name].direction] for name in self.metrics},
+            "toward": {name: METRICS[name].toward for name in self.metrics},
             "backbone": self.backbone,
             "unavailable": dict(self.unavailable),
             "notes": list(self.notes),
@@ -97,6 +114,7 @@ def evaluate(
     made_with: str | None = None,
     metrics: Sequence[str] | None = None,
     clip_weights: str | os.PathLike | Any | None = None,
+    references: bool = True,
 ) -> EvaluationReport:
     """Score a stylised ``output`` against its ``content`` and ``style`` images.
 
@@ -104,10 +122,10 @@ def evaluate(
     same aspect ratio (within 1%), else InputError; the content is resized to the output's size.
     ``backbone``: a registry name, a Backbone, or "auto" (see ``choose_backbone``; avoids
     ``made_with``, the network that produced the output). ``metrics``: names from
-    ``METRIC_CHOICES`` (default: all). Names in ``UNAVAILABLE`` are reported there, never scored.
-    ``clip_weights``: a CLIP weights file or a loaded ``CLIPImageEncoder`` (default: see
-    ``impasto.clip.clip_weights_path``); without weights the CLIP metrics are reported as
-    unavailable with the way to get them.
+    ``METRIC_CHOICES`` (default: all). ``clip_weights``: a CLIP weights file or a loaded
+    ``CLIPImageEncoder`` (default: see ``impasto.clip.clip_weights_path``); without weights the
+    CLIP metrics are reported as unavailable with the way to get them. ``references``: also
+    score the content itself and the style itself (about twice the work) and write the verdict.
     """
     from ..backbones import BACKBONES
 
@@ -135,9 +153,9 @@ def evaluate(
         from ..images import resize_to
 
         content = resize_to(content, int(out_h), int(out_w))
-    style = match_long_side(style, output)
+    painting, style = style, match_long_side(style, output)
 
-    scored = [name for name in selected if name in METRICS]
+    scored = list(selected)
     notes: list[str] = []
     network = None
     backbone_name = "none"
@@ -155,7 +173,6 @@ def evaluate(
             )
         network = FeatureCache(network)
 
-    values: dict[str, float] = {}
     unavailable: dict[str, str] = {}
     clip = None
     if any(METRICS[name].kind == "clip" for name in scored):
@@ -167,13 +184,27 @@ def evaluate(
 
     inputs = {"output": output, "content": content, "style": style, "backbone": network}
     inputs["clip"] = clip
-    for name in scored:
+    values = _score(scored, inputs, unavailable)
+    report = EvaluationReport(values, backbone_name, unavailable, notes)
+    if references:
+        stand_ins = {"content": content, "style": style_stand_in(painting, output)}
+        for kind, image in stand_ins.items():
+            report.references[kind] = _score(scored, {**inputs, "output": image})
+        report.verdict = verdict(values, report.references)
+    return report
+
+
+def _score(
+    names: Sequence[str], inputs: dict[str, Any], unavailable: dict[str, str] | None = None
+) -> dict[str, float]:
+    """name -> value for each metric of ``names`` on ``inputs``; a metric without a value for
+    these inputs is left out (with its reason in ``unavailable`` when given)."""
+    values: dict[str, float] = {}
+    for name in names:
         metric = METRICS[name]
         try:
             values[name] = float(metric.function(*(inputs[key] for key in metric.inputs)))
         except MetricUndefined as error:
-            unavailable[name] = str(error)
-    for name in selected:
-        if name in UNAVAILABLE:
-            unavailable[name] = UNAVAILABLE[name]
-    return EvaluationReport(values, backbone_name, unavailable, notes)
+            if unavailable is not None:
+                unavailable[name] = str(error)
+    return values

@@ -2,8 +2,10 @@
 meaning and the inputs the function takes; ``evaluate`` (and ``impasto evaluate``) read it.
 
 A new kind of metric (e.g. a temporal one for video, taking frames) is one more row whose
-``inputs`` name what it needs; ``evaluate`` passes each function only those inputs. ArtFID is
-not implemented (see ``UNAVAILABLE``).
+``inputs`` name what it needs; ``evaluate`` passes each function only those inputs.
+
+ArtFID is not offered: it scores a set of results (LPIPS on AlexNet plus FID on Inception-v3
+features), not one image, and impasto does not implement it.
 """
 
 from __future__ import annotations
@@ -23,63 +25,90 @@ class Metric:
     function: called with the inputs named in ``inputs`` (in that order), returns a float.
     kind: "pixel" (no network), "feature" (needs a backbone), "clip" (needs the CLIP image
     encoder); later "temporal" (frames).
-    direction: "higher" or "lower" is better.
+    direction: "higher" or "lower": the way values move nearer the image ``toward`` names.
+    measures: "structure" (how much of the content is kept: the content itself scores the
+    extreme), "style" or "colour" (how near the style came: the style itself scores it).
     """
 
     function: Callable[..., float]
     kind: str
     direction: str
+    measures: str
     description: str
     inputs: tuple[str, ...]
+
+    @property
+    def toward(self) -> str:
+        """The image whose own score is this metric's best: "content" or "style"."""
+        return "content" if self.measures == "structure" else "style"
+
+    @property
+    def direction_text(self) -> str:
+        """E.g. "higher = nearer the content": a direction that names what it moves toward,
+        not "better" (the untouched content scores the best SSIM of all)."""
+        return f"{self.direction} = nearer the {self.toward}"
 
 
 METRICS: dict[str, Metric] = {
     "ssim": Metric(
-        ssim, "pixel", "higher",
-        "luminance structure kept from the content (1 = identical)",
-        ("output", "content"),
+        function=ssim,
+        kind="pixel",
+        direction="higher",
+        measures="structure",
+        description="luminance structure kept from the content (1 = identical)",
+        inputs=("output", "content"),
     ),
     "content_distance": Metric(
-        content_distance, "feature", "lower",
-        "relative feature distance to the content (0 = identical)",
-        ("output", "content", "backbone"),
+        function=content_distance,
+        kind="feature",
+        direction="lower",
+        measures="structure",
+        description="relative feature distance to the content (0 = identical)",
+        inputs=("output", "content", "backbone"),
     ),
     "style_ratio": Metric(
-        style_ratio, "feature", "lower",
-        "Gram distance to the style relative to the content's (1 = no style gained)",
-        ("output", "style", "content", "backbone"),
+        function=style_ratio,
+        kind="feature",
+        direction="lower",
+        measures="style",
+        description="Gram distance to the style relative to the content's (1 = no style gained)",
+        inputs=("output", "style", "content", "backbone"),
     ),
     "meanstd_distance": Metric(
-        meanstd_distance, "feature", "lower",
-        "distance of feature channel means/stds to the style's (0 = identical)",
-        ("output", "style", "backbone"),
+        function=meanstd_distance,
+        kind="feature",
+        direction="lower",
+        measures="style",
+        description="distance of feature channel means/stds to the style's (0 = identical)",
+        inputs=("output", "style", "backbone"),
     ),
     "color_distance": Metric(
-        color_distance, "pixel", "lower",
-        "sliced Wasserstein distance to the style's colours in YIQ (0 = same palette)",
-        ("output", "style"),
+        function=color_distance,
+        kind="pixel",
+        direction="lower",
+        measures="colour",
+        description="sliced Wasserstein distance to the style's colours in YIQ (0 = same palette)",
+        inputs=("output", "style"),
     ),
     "clip_content": Metric(
-        clip_content, "clip", "higher",
-        "CLIP image-embedding similarity to the content (1 = same meaning)",
-        ("output", "content", "clip"),
+        function=clip_content,
+        kind="clip",
+        direction="higher",
+        measures="structure",
+        description="CLIP image-embedding similarity to the content (1 = same meaning)",
+        inputs=("output", "content", "clip"),
     ),
     "clip_style": Metric(
-        clip_style, "clip", "higher",
-        "CLIP image-embedding similarity to the style image (1 = identical)",
-        ("output", "style", "clip"),
+        function=clip_style,
+        kind="clip",
+        direction="higher",
+        measures="style",
+        description="CLIP image-embedding similarity to the style image (1 = identical)",
+        inputs=("output", "style", "clip"),
     ),
-}  # fmt: skip
-
-UNAVAILABLE: dict[str, str] = {
-    "artfid": "unavailable: not implemented yet (ArtFID is a score over a set of results: "
-    "LPIPS on AlexNet plus FID on Inception-v3 features; see README 'Metrics')",
 }
-"""Metrics that are planned but not implemented; reported with the reason, never a number."""
 
-METRIC_CHOICES: tuple[str, ...] = (*METRICS, *UNAVAILABLE)
-
-DIRECTION_TEXT = {"higher": "higher is better", "lower": "lower is better"}
+METRIC_CHOICES: tuple[str, ...] = tuple(METRICS)
 
 
 def check_metrics(names: Sequence[str] | None) -> tuple[str, ...]:
