@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -20,9 +22,9 @@ import pytest
 import torch
 from PIL import Image
 
-from impasto import weights
+from impasto import config, weights
+from impasto.cli import args, terminal
 from impasto.cli import main as cli
-from impasto.cli import terminal
 from impasto.errors import InputError
 from impasto.methods import gatys
 
@@ -236,10 +238,19 @@ def test_missing_output_option(capsys, pics):
     assert "-o/--output" in error_line(err)
 
 
-def test_no_command(capsys):
-    code, _, err = run(capsys)
-    assert code == 2
-    assert "COMMAND" in error_line(err)
+def test_no_command_prints_the_commands_then_one_error_line(capsys):
+    # as argparse does for a missing argument: usage on stderr, exit 2 (a script that forgot
+    # the command fails); here the usage comes with every command and its line of help
+    code, out, err = run(capsys)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("usage: impasto")
+    assert lines[-1] == "impasto: error: the following arguments are required: COMMAND"
+    assert sum(line.startswith("impasto: error") for line in lines) == 1
+    for command in cli.COMMANDS:
+        name = command.__name__.rsplit(".", 1)[1]
+        assert re.search(rf"^    {name}\b", err, re.MULTILINE), name
+    assert "stylise images with any method" in err and "Traceback" not in err
 
 
 def test_unknown_command(capsys):
@@ -478,9 +489,14 @@ def test_interrupt_while_writing_a_preview_leaves_no_partial_file(capsys, pics, 
     code, _, err = run(capsys, *stylize_args(pics, "--save-every", "1"))
     assert code == 130, err
     folder = pics["out"].parent
-    assert sorted(p.name for p in folder.iterdir() if "out" in p.name) == ["out.step0001.png"]
-    with Image.open(folder / "out.step0001.png") as image:
-        image.load()
+    # The finished preview and the image so far (kept on the stop) are whole; the preview
+    # being written when Ctrl-C came is gone, and so is any temporary file.
+    names = sorted(p.name for p in folder.iterdir() if "out" in p.name)
+    assert names == ["out.partial.png", "out.step0001.png"]
+    for name in names:
+        with Image.open(folder / name) as image:
+            image.load()
+    assert "kept the image so far" in err
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
 
 
@@ -528,8 +544,8 @@ def test_stylize_flags_are_the_chosen_methods_only(capsys, pics):
     assert code == 2 and "--steps: not an option of --method fast (an option of: gatys)" in err
     _, out, _ = run(capsys, "stylize", "--method", "fast", "--help")
     assert "--model" in out and "--steps" not in out and "--style-weight" not in out
-    _, out, _ = run(capsys, "stylize", "--help")
-    assert "--steps" in out and "--model" not in out
+    _, out, _ = run(capsys, "stylize", "--method", "gatys", "--help")
+    assert "--steps" in out and "--model MODEL" not in out and "fp16" not in out
 
 
 def test_help_and_version(capsys):
@@ -552,12 +568,107 @@ def test_help_and_version(capsys):
     assert out.strip() == "impasto 0.1.0"
 
 
+def flat(text: str) -> str:
+    """Help text with argparse's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def test_stylize_help_without_a_method_says_each_methods_default_and_values(capsys):
+    from impasto.model_folder import shipped_models
+
+    code, out, _ = run(capsys, "stylize", "--help")
+    assert code == 0
+    help_text = flat(out)
+    # every method's options, each once, under the methods that take it
+    for group in ("options of every method", "options of gatys and fast", "options of fast"):
+        assert group in help_text
+    assert help_text.count("--size N ") == 1 and "--steps N" in help_text
+    assert "(default: gatys: 512; fast and color: the input's size)" in help_text
+    # what auto means, and which values each method takes
+    assert "gatys {auto,fp32,bf16}: auto: bf16 autocast on CUDA" in help_text
+    assert "fast {auto,fp32,bf16,fp16}: auto: fp16 channels_last on CUDA" in help_text
+    # --compile: Gatys's advice is for CUDA, fast's holds on the CPU too
+    assert "gatys: torch.compile the feature network (pays off on CUDA" in help_text
+    assert "fast: torch.compile the network, on the CPU as on a GPU" in help_text
+    models = shipped_models("fast")
+    assert models and f"shipped model: {', '.join(models)}" in help_text
+
+
+ONE_METHOD_HELP = {
+    "gatys": (["(default: 512)", "--precision {auto,fp32,bf16} auto: bf16"], ["fp16", "--model"]),
+    "fast": (
+        [
+            "(default: the input's size)",
+            "--precision {auto,fp32,bf16,fp16} auto: fp16",
+            "vangogh-bedroom, vangogh-bedroom-rt",
+            "on the CPU as on a GPU",
+        ],
+        ["bf16 autocast", "--steps", "512", "pays off on CUDA"],
+    ),
+    "color": (["(default: the input's size)", "--strength X"], ["--precision", "512"]),
+}
+
+
+@pytest.mark.parametrize("method", ONE_METHOD_HELP)
+def test_stylize_help_of_one_method_tells_its_own_defaults(capsys, method):
+    present, absent = ONE_METHOD_HELP[method]
+    _, out, _ = run(capsys, "stylize", "--method", method, "--help")
+    options = flat(out.split("options of --method", 1)[1])  # the method's own options
+    for text in present:
+        assert text in options, text
+    for text in absent:
+        assert text not in options, text
+
+
+@pytest.mark.parametrize("columns", range(50, 141, 5))
+def test_help_lines_never_break_inside_a_name(capsys, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))  # argparse's own wrapping breaks at 9 of these
+    _, out, _ = run(capsys, "stylize", "--method", "fast", "--help")
+    assert "vangogh-bedroom-rt" in out and not re.search(r"[a-z]-\n", out)
+
+
+@dataclasses.dataclass
+class _Wide:
+    size: int = config.option(512, "long side", min=16)
+    precision: str = config.option("auto", "auto: bf16", choices=("auto", "bf16"))
+    steps: int = config.option(200, "steps")
+
+
+@dataclasses.dataclass
+class _Narrow:
+    size: int | None = config.option(None, "long side", default_text="the input's size")
+    precision: str = config.option("auto", "auto: fp16", choices=("auto", "fp16"))
+
+
+def test_merged_flags_say_per_method_what_differs_and_accept_every_value():
+    parser = args.Parser(prog="t")
+    args.add_methods_flags(parser, {"wide": _Wide, "narrow": _Narrow})
+    helps = {a.option_strings[0]: a.help for a in parser._actions if a.option_strings}
+    assert helps["--size"] == "long side (default: wide: 512; narrow: the input's size)"
+    assert helps["--precision"] == (
+        "wide {auto,bf16}: auto: bf16. narrow {auto,fp16}: auto: fp16. (default: auto)"
+    )
+    assert helps["--steps"] == "steps (default: 200)"
+    assert parser.parse_args(["--precision", "fp16"]).precision == "fp16"
+    assert parser.parse_args(["--precision", "bf16"]).precision == "bf16"
+    assert "options of every method" in parser.format_help()
+    assert "options of wide" in parser.format_help()
+
+    @dataclasses.dataclass
+    class Clash:
+        size: str = config.option("big", "a word, not a number")
+
+    with pytest.raises(TypeError, match="size"):
+        args.add_methods_flags(args.Parser(prog="t"), {"wide": _Wide, "clash": Clash})
+
+
 # --------------------------------------------------------------------------- backbones
 
 
-def test_backbones_lists_names_licences_and_auto(capsys):
+def test_backbones_lists_names_licences_and_auto(capsys, monkeypatch):
     from impasto.backbones import BACKBONES
 
+    monkeypatch.delenv("COLUMNS", raising=False)  # no width: one line per row, for scripts
     code, out, err = run(capsys, "backbones")
     assert code == 0, err
     for name in ("vgg19", "efficientnet-lite0", "tiny"):
@@ -568,6 +679,21 @@ def test_backbones_lists_names_licences_and_auto(capsys):
     vgg_row = next(line for line in out.splitlines() if line.startswith("vgg19 "))
     assert " no " in vgg_row  # the test cache is empty
     assert out.strip().splitlines()[-1].startswith("auto -> efficientnet-lite0")
+
+
+def test_backbones_fits_a_narrow_terminal(capsys, monkeypatch):
+    from impasto.backbones import BACKBONES
+
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = run(capsys, "backbones")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80, max(lines, key=len)
+    for name, entry in BACKBONES.items():
+        assert name in lines  # a block per backbone, its name alone on the first line
+        assert entry.license in flat(out) and flat(entry.description) in flat(out)
+    assert "weights here  random" in out  # tiny's
+    assert flat(out).split("auto -> ")[1].startswith("efficientnet-lite0")
 
 
 # --------------------------------------------------------------------------- download
@@ -591,8 +717,26 @@ def test_download_offline_is_one_line_and_leaves_cache_empty(capsys, monkeypatch
     monkeypatch.setenv("IMPASTO_OFFLINE", "1")
     code, out, err = run(capsys, "download", "vgg19")
     assert code == 2
-    assert "offline" in error_line(err).lower()
+    line = error_line(err)
+    assert "offline" in line.lower()
     assert list(isolated_home.rglob("*")) == []
+    # download has no --weights: the hint says where a copy from elsewhere goes instead
+    assert "--weights" not in line
+    assert str(weights.weights_dir() / weights.VGG19.filename) in line
+
+
+def test_download_network_failure_hint_suits_download(capsys, monkeypatch, small_vgg):
+    def unreachable(request, timeout=None):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    code, _, err = run(capsys, "download", "vgg19")
+    line = error_line(err)
+    assert code == 2 and "Name or service not known" in line
+    assert "--weights" not in line and str(weights.weights_dir()) in line
+    # stylize keeps its own option in the same hint
+    with pytest.raises(weights.WeightsError, match="pass --weights PATH"):
+        weights.download(small_vgg[0])
 
 
 PAYLOAD = bytes(range(256)) * 20

@@ -22,14 +22,45 @@ def option(
     max: float | None = None,
     cli: bool = True,
     metavar: str | None = None,
+    default_text: str | None = None,
 ) -> Any:
-    """A dataclass field with the metadata the CLI and validation read (``metavar``: the
-    value's name in the CLI help; ``cli=False``: an API-only option)."""
-    metadata = {"help": help, "choices": choices, "min": min, "max": max, "cli": cli,
-                "metavar": metavar}  # fmt: skip
+    """A dataclass field with the metadata the CLI and validation read.
+
+    ``help``: what the option does, without its default (help texts add it); ``metavar``: the
+    value's name in the CLI help; ``cli=False``: an API-only option; ``default_text``: the
+    default in words where the value does not say it (e.g. "the input's size" for None).
+    """
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "min": min,
+        "max": max,
+        "cli": cli,
+        "metavar": metavar,
+        "default_text": default_text,
+    }
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def shown_default(field: dataclasses.Field) -> str | None:
+    """An option's default as help texts show it: its ``default_text``, else its value (floats
+    as ``%g``: 10000, not 10000.0); None when there is nothing to say (a switch that is off, or
+    None without words)."""
+    text = field.metadata.get("default_text")
+    if text is not None:
+        return text
+    if field.default_factory is not dataclasses.MISSING:
+        return str(field.default_factory())
+    value = field.default
+    if value is dataclasses.MISSING or value is None or value is False:
+        return None
+    if value is True:
+        return "on"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def flag_name(field_name: str) -> str:

@@ -3,7 +3,7 @@
 Everything long (a download, a method's optimisation steps, a folder of images, a training run)
 calls ``progress(event)``; returning ``False`` from the callback asks the work to stop, which
 then raises ``impasto.errors.Cancelled``. The library never prints: the CLI turns events into
-progress bars, the web app into messages.
+progress bars and lines; any other front end decides how to show them.
 
 Kinds of event (``event.kind``):
 

@@ -21,13 +21,12 @@ import hashlib
 import http.client
 import json
 import os
-import pickle
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import platformdirs
 
@@ -35,9 +34,7 @@ from impasto import __version__
 from impasto.errors import InputError, WeightsError
 
 from .files import atomic_write, sha256_of, sweep_stale_temps, temp_file_for
-
-if TYPE_CHECKING:
-    import torch
+from .weight_files import is_torchscript_archive, load_state_dict
 
 __all__ = [
     "VERIFIED_RECORD",
@@ -51,6 +48,7 @@ __all__ = [
     "home_dir",
     "is_offline",
     "known_mismatch",
+    "is_torchscript_archive",
     "load_state_dict",
     "reachable",
     "sha256_of",
@@ -64,7 +62,6 @@ ProgressCallback = Callable[[int, int], None]
 
 _TRUE_VALUES = ("1", "true", "yes", "on")
 _CHUNK = 1 << 20  # 1 MiB: few callbacks for a 550 MB file, small memory footprint
-_WEIGHTS_HINT = "download them elsewhere and pass --weights PATH"
 VERIFIED_RECORD = ".verified.json"
 """File in weights_dir() remembering the sha256 of each cached file by its size, mtime, inode."""
 
@@ -265,18 +262,20 @@ def download(
     progress: ProgressCallback | None = None,
     timeout: float = 30.0,
     urlopen: Callable | None = None,
+    local_flag: str | None = "--weights",
 ) -> Path:
     """Download ``spec`` into the cache, verify size and sha256, and return its path.
 
     ``urlopen`` is injectable for tests (default :func:`urllib.request.urlopen`) and is called
     as ``urlopen(request, timeout=timeout)``. On any failure or interrupt the partial file is
     removed; network errors become WeightsError, anything else (e.g. KeyboardInterrupt, an
-    exception raised by ``progress``) is re-raised unchanged.
+    exception raised by ``progress``) is re-raised unchanged. ``local_flag``: the caller's option
+    for a local copy, which errors suggest (None: it has none; they say where a copy goes).
     """
+    hint = _local_copy_hint(spec, local_flag)
     if is_offline():
         raise WeightsError(
-            f"cannot download {spec.name} weights: IMPASTO_OFFLINE is set; "
-            f"unset it (or set IMPASTO_OFFLINE=0), or pass --weights PATH"
+            f"cannot download {spec.name} weights: IMPASTO_OFFLINE is set: unset it, or {hint}"
         )
     opener = urllib.request.urlopen if urlopen is None else urlopen
     target_dir = weights_dir()
@@ -291,7 +290,7 @@ def download(
     try:
         try:
             with open(tmp, "wb") as out:
-                done, digest = _fetch(spec, out, opener, timeout, progress)
+                done, digest = _fetch(spec, out, opener, timeout, progress, hint)
         except OSError as error:  # network errors are already WeightsError: this is the disk
             raise WeightsError(f"cannot write {tmp}: {error}") from error
         if done != spec.size:
@@ -324,6 +323,7 @@ def _fetch(
     opener: Callable,
     timeout: float,
     progress: ProgressCallback | None,
+    hint: str,
 ) -> tuple[int, str]:
     """Stream ``spec.url`` into ``out``; return (bytes written, sha256 hex).
 
@@ -334,7 +334,7 @@ def _fetch(
     try:
         response = opener(request, timeout=timeout)
     except _NETWORK_ERRORS as error:
-        raise _network_error(spec, error, timeout) from error
+        raise _network_error(spec, error, timeout, hint) from error
     digest = hashlib.sha256()
     done = 0
     try:
@@ -352,7 +352,7 @@ def _fetch(
             try:
                 block = response.read(_CHUNK)
             except _NETWORK_ERRORS as error:
-                raise _network_error(spec, error, timeout) from error
+                raise _network_error(spec, error, timeout, hint) from error
             if not block:
                 break
             done += len(block)
@@ -371,12 +371,19 @@ def _fetch(
     return done, digest.hexdigest()
 
 
-def _network_error(spec: WeightSpec, error: BaseException, timeout: float) -> WeightsError:
+def _network_error(spec: WeightSpec, error: Exception, timeout: float, hint: str) -> WeightsError:
     """The one-line WeightsError for a failed connection or read."""
     return WeightsError(
         f"could not download {spec.name} weights from {spec.url}: "
-        f"{_describe(error, timeout)}; {_WEIGHTS_HINT}"
+        f"{_describe(error, timeout)}; download them elsewhere and {hint}"
     )
+
+
+def _local_copy_hint(spec: WeightSpec, local_flag: str | None) -> str:
+    """The caller's option for a local copy, or (none, e.g. impasto download) the cache path."""
+    if local_flag is not None:
+        return f"pass {local_flag} PATH"
+    return f"copy {spec.filename} to {weights_dir() / spec.filename} (its sha256 is checked)"
 
 
 def ensure(
@@ -384,10 +391,11 @@ def ensure(
     *,
     progress: ProgressCallback | None = None,
     allow_download: bool = True,
+    local_flag: str | None = "--weights",
 ) -> Path:
     """Return the cached file for ``spec`` once its sha256 matched (see verified_path), else
     download it first when allowed and online. A cached file that does not match raises
-    WeightsError: it is neither used nor silently replaced."""
+    WeightsError: it is neither used nor silently replaced. ``local_flag``: as for download."""
     path = verified_path(spec)
     if path is not None:
         return path
@@ -400,9 +408,9 @@ def ensure(
             how = f"run `impasto download {spec.name}`"
         raise WeightsError(
             f"{spec.name} weights are not in the cache ({weights_dir() / spec.filename}) "
-            f"and {why}: {how}, or pass --weights PATH to a local copy"
+            f"and {why}: {how}, or {_local_copy_hint(spec, local_flag)}"
         )
-    return download(spec, progress=progress)
+    return download(spec, progress=progress, local_flag=local_flag)
 
 
 def reachable(spec: WeightSpec, timeout: float = 3.0, urlopen: Callable | None = None) -> bool:
@@ -423,66 +431,6 @@ def reachable(spec: WeightSpec, timeout: float = 3.0, urlopen: Callable | None =
                 response.close()
     except Exception:
         return False
-
-
-def is_torchscript_archive(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` is a zip holding TorchScript code (``*/code/`` or ``constants.pkl``)."""
-    import zipfile
-
-    try:
-        if not zipfile.is_zipfile(path):
-            return False
-        with zipfile.ZipFile(path) as archive:
-            return any(
-                "/code/" in name or name.endswith("/constants.pkl") for name in archive.namelist()
-            )
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Load a state dict of tensors on the CPU, safely (never unpickles arbitrary objects).
-
-    ``.safetensors`` files go through :func:`safetensors.torch.load_file`; anything else through
-    ``torch.load(..., weights_only=True)``. Raises WeightsError naming the file on any failure.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
-    if is_torchscript_archive(path):
-        # torch.load(weights_only=True) would hand such a file to torch.jit.load.
-        raise WeightsError(
-            f"{path} is not a weights file: it is a TorchScript archive (a program, not a state "
-            "dict); impasto does not load those from unknown sources"
-        )
-    try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        # Not torch's message: it advises loading the file with weights_only=False.
-        raise WeightsError(
-            f"{path} holds pickled Python objects besides tensors; impasto loads only state "
-            "dicts of tensors and will not run a pickle's code: save the weights as safetensors"
-        ) from error
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise WeightsError(
-            f"{path} is not a weights file or corrupt ({type(error).__name__}: {reason})"
-        ) from error
-    if not isinstance(state, dict) or not all(
-        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
-    ):
-        raise WeightsError(
-            f"{path} is not a weights file or corrupt: expected a state dict of named tensors, "
-            f"got {type(state).__name__}"
-        )
-    return dict(state)
 
 
 def downloadable() -> dict[str, WeightSpec]:

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
         # Replaced only here, where the user asked for the download, and said first.
         terminal.line(f"{problem} (damaged or another file): downloading them again")
     with ProgressView(terminal) as view:
-        path = fetch_weights(spec, view, again=True)  # replaces atomically
+        # replaces atomically; download has no option for a local file: errors say where to
+        # put a copy instead
+        path = fetch_weights(spec, view, again=True, local_flag=None)
     print(f"{name} weights ({spec.license}) stored in {path}")
     return 0

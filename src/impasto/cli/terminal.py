@@ -4,7 +4,9 @@ stderr is a log file."""
 
 from __future__ import annotations
 
+import os
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -208,12 +210,29 @@ def print_table(
     fixed: Sequence[int] = (),
     right: Sequence[int] = (),
 ) -> None:
-    """A table on stdout: drawn by rich on a terminal (columns in ``fixed`` are never cut,
-    those in ``right`` right-aligned), else plain aligned columns with the last one free, so
-    scripts can read it. ``footer``: lines after the table."""
+    """A table on stdout, no wider than the terminal (``$COLUMNS`` when set): drawn by rich on a
+    terminal (columns in ``fixed`` are never cut, those in ``right`` right-aligned), else plain
+    aligned columns with the last one free, so scripts can read it. A table wider than that is
+    printed as one block per row instead: the row's first cell, then a ``column  value`` line
+    per other cell, wrapped at spaces. Not a terminal and no ``$COLUMNS``: no width, nothing is
+    wrapped. ``footer``: lines after the table (wrapped to the width too)."""
     from rich.console import Console
 
     console = Console()
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    if console.is_terminal:
+        width: int | None = console.width
+        needed = sum(widths) + 3 * len(widths) + 1  # rich's borders and padding
+    else:
+        width = _columns()
+        needed = sum(widths) + 2 * (len(widths) - 1)
+    if width is not None and needed > width:
+        print("\n\n".join(_block(header, row, width) for row in rows))
+        if footer:
+            print()
+        for line in footer:
+            print(_wrap(line, width, ""))
+        return
     if console.is_terminal:
         from rich.table import Table
 
@@ -233,9 +252,40 @@ def print_table(
         for line in footer:
             console.print(line, markup=False, highlight=False)
         return
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
     for row in (header, *rows):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        cells = [cell.ljust(size) for cell, size in zip(row, widths[:-1], strict=False)]
         print("  ".join([*cells, row[-1]]))
     for line in footer:
-        print(line)
+        print(line if width is None else _wrap(line, width, ""))
+
+
+def _columns() -> int | None:
+    """``$COLUMNS`` as a whole number of at least 20, else None."""
+    text = os.environ.get("COLUMNS", "").strip()
+    return int(text) if text.isdigit() and int(text) >= 20 else None
+
+
+def _block(header: Sequence[str], row: Sequence[str], width: int) -> str:
+    """One row as a block: its first cell, then ``  column  value`` lines (empty cells left
+    out), values wrapped to ``width`` under their start."""
+    label_width = max(len(title) for title in header[1:])
+    lines = [row[0]]
+    for title, cell in zip(header[1:], row[1:], strict=True):
+        if cell:
+            indent = " " * (label_width + 4)
+            text = _wrap(cell, width, indent)
+            lines.append(f"  {title.ljust(label_width)}  {text[len(indent) :]}")
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int, indent: str) -> str:
+    """``text`` wrapped at spaces to ``width`` (never inside a name such as efficientnet-lite0),
+    every line starting with ``indent``; a word longer than the line is kept whole."""
+    return textwrap.fill(
+        text,
+        max(width, len(indent) + 20),
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+        break_long_words=False,
+    )

@@ -69,7 +69,7 @@ class ColorConfig:
 
     mode: str = option(
         "histogram",
-        "histogram: match each channel's histogram (the painting's palette, the default); "
+        "histogram: match each channel's histogram (the painting's palette); "
         "meancov: match the colour mean and covariance with one linear map (gentler on "
         "gradients, can shift hues)",
         choices=MODE_CHOICES,
@@ -85,11 +85,16 @@ class ColorConfig:
     )
     style_blend: list[float] | None = option(
         None,
-        "weights of several style images, one per style image (default: equal)",
+        "weights of several style images, one per style image",
         metavar="W",
+        default_text="equal",
     )
     size: int | None = option(
-        None, "long side of the output (default: the photo's size)", min=16, max=16384
+        None,
+        "long side of the output in pixels",
+        min=16,
+        max=16384,
+        default_text="the input's size",
     )
 
 
