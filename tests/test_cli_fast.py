@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -212,10 +213,107 @@ def test_stylize_fast_bad_single_file_is_one_line(capsys, tmp_path, model):
 
 
 def test_stylize_fast_several_inputs_need_a_folder(capsys, tmp_path, model):
-    a, b = write_image(tmp_path / "a.png", 1), write_image(tmp_path / "b.png", 2)
-    code, _, err = run(capsys, "stylize", "--method", "fast", "--model", model, a, b, "-o",
-                       tmp_path / "out.png")  # fmt: skip
+    write_image(tmp_path / "in" / "a.png", 1)
+    b = write_image(tmp_path / "b.png", 2)
+    code, _, err = run(
+        capsys,
+        "stylize",
+        "--method",
+        "fast",
+        "--model",
+        model,
+        tmp_path / "in",
+        b,
+        "-o",
+        tmp_path / "out.png",
+    )
     assert code == 2 and "need an output folder" in error_line(err)
+
+
+def test_a_style_image_given_to_fast_by_mistake_is_named_as_such(capsys, tmp_path, model):
+    photo, painting = write_image(tmp_path / "a.png", 1), write_image(tmp_path / "b.png", 2)
+    code, _, err = run(
+        capsys, "stylize", "--model", model, photo, painting, "-o", tmp_path / "o.png"
+    )
+    line = error_line(err)
+    assert code == 2 and "takes no style image: the style is in the model" in line
+    assert "need an output folder" not in line and not (tmp_path / "o.png").exists()
+
+
+def test_model_without_method_means_fast(capsys, tmp_path, model):
+    content = write_image(tmp_path / "c.png", 1, size=(24, 20))
+    code, _, err = run(capsys, "stylize", "--model", model, content, "-o", tmp_path / "out.png")
+    assert code == 0, err
+    assert "— fast, model model on cpu" in err and err.count("\n") == 1  # nothing else said
+    assert Image.open(tmp_path / "out.png").size == (24, 20)
+    code, _, err = run(
+        capsys,
+        "stylize",
+        "--method",
+        "gatys",
+        "--model",
+        model,
+        content,
+        write_image(tmp_path / "s.png", 2),
+        "-o",
+        tmp_path / "g.png",
+    )
+    assert code == 2 and "--model: not an option of --method gatys" in error_line(err)
+
+
+def test_a_folder_run_says_the_time_per_image_and_the_images_per_second(capsys, tmp_path, model):
+    for i in range(3):
+        write_image(tmp_path / "in" / f"{i}.png", i, size=(24, 20))
+    code, _, err = run(
+        capsys, "stylize", "--model", model, tmp_path / "in", "-o", tmp_path / "out", "--quiet"
+    )
+    assert code == 0, err
+    match = re.search(
+        r"\(3 images\) in ([\d.]+) s: ([\d.e+-]+) s per image, ([\d.e+-]+) images/s", err
+    )
+    assert match, err
+    seconds, each, rate = map(float, match.groups())
+    assert each == pytest.approx(seconds / 3, rel=0.2, abs=0.05)
+    assert rate == pytest.approx(1 / each, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "choice, pil_format", [("jpg", "JPEG"), ("webp", "WEBP"), ("tif", "TIFF"), ("png", "PNG")]
+)
+def test_format_sets_the_format_of_a_folders_outputs(capsys, tmp_path, model, choice, pil_format):
+    write_image(tmp_path / "in" / "a.png", 1, size=(24, 20))
+    write_image(tmp_path / "in" / "sub" / "b.jpg", 2, size=(24, 20))
+    code, _, err = run(
+        capsys,
+        "stylize",
+        "--model",
+        model,
+        tmp_path / "in",
+        "-o",
+        tmp_path / "out",
+        "--format",
+        choice,
+    )
+    assert code == 0, err
+    written = sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")
+    )
+    assert written == [f"a.{choice}", f"sub/b.{choice}"]
+    for name in written:
+        with Image.open(tmp_path / "out" / name) as image:
+            assert image.format == pil_format
+
+
+def test_format_that_contradicts_the_output_file_is_one_line(capsys, tmp_path, model):
+    content = write_image(tmp_path / "c.png", 1)
+    code, _, err = run(
+        capsys, "stylize", "--model", model, content, "-o", tmp_path / "out.png", "--format", "jpg"
+    )
+    assert code == 2 and "--format jpg does not match the output file" in error_line(err)
+    code, _, err = run(
+        capsys, "stylize", "--model", model, content, "-o", tmp_path / "o.png", "--format", "gif"
+    )
+    assert code == 2 and "invalid choice: 'gif'" in error_line(err)
 
 
 def test_gatys_still_needs_a_style(capsys, tmp_path):

@@ -164,6 +164,35 @@ def test_callback_returning_false_cancels(content, style, tiny):
     assert seen == [1, 2]
 
 
+@pytest.mark.parametrize("stop", [Cancelled, KeyboardInterrupt])
+def test_a_stop_carries_the_best_image_so_far_at_the_output_size(content, style, tiny, stop):
+    def progress(event):
+        if event.step == 3:
+            if stop is Cancelled:
+                return False
+            raise KeyboardInterrupt
+
+    with pytest.raises(stop) as stopped:
+        run(content, [style], tiny, progress=progress, steps=4, size=48, scales=2)
+    partial = stopped.value.partial
+    finished = run(content, [style], tiny, steps=4, size=48, scales=2)
+    assert partial.image.shape == finished.image.shape  # upsampled from the coarse scale
+    assert partial.details["stopped_at_step"] == 3 and partial.details["steps"] == 8
+    assert len(partial.history) == 3
+    coarse = F.interpolate(content, size=partial.image.shape[-2:], mode="bicubic")
+    assert (partial.image - coarse.clamp(0, 1)).abs().mean() > 1e-3  # optimised, not the photo
+
+
+def test_an_ordinary_error_carries_no_partial_image(content, style, tiny):
+    def progress(event):
+        if event.step == 2:
+            raise ValueError("a bug in a callback")
+
+    with pytest.raises(ValueError) as failed:
+        run(content, [style], tiny, progress=progress)
+    assert not hasattr(failed.value, "partial")
+
+
 def test_save_every_attaches_previews_on_every_second_step(content, style, tiny):
     events = []
     run(content, [style], tiny, progress=events.append, steps=5, save_every=2)
@@ -444,3 +473,15 @@ def test_compile_option_runs_through_a_compiled_module(tiny, monkeypatch):
     result = run(content, [style], tiny, compile=True, steps=3)
     assert compiled, "torch.compile was not used"
     assert torch.isfinite(result.image).all() and len(result.history) == 3
+
+
+def test_the_api_cancel_carries_the_partial_result_with_its_config(content, style):
+    def progress(event):
+        return not (event.kind == "step" and event.step == 2)
+
+    with pytest.raises(Cancelled) as stopped:
+        impasto.stylize(content, style, backbone="tiny", size=48, steps=4, progress=progress)
+    partial = stopped.value.partial
+    assert partial.image.shape == (1, 3, 32, 48)
+    assert partial.details["stopped_at_step"] == 2
+    assert partial.config.steps == 4 and partial.config.backbone == "tiny"

@@ -28,6 +28,7 @@ import impasto
 from impasto.cli import main as cli
 from impasto.methods.registry import METHODS
 from impasto.model_folder import MODELS_DIR
+from impasto.provenance import read_record
 
 ASSETS = Path(impasto.__file__).resolve().parent / "assets"
 QUICK = {
@@ -219,21 +220,46 @@ def test_an_untrusted_model_folder_is_checked_before_anything_is_built(capsys, t
 # --------------------------------------------------------------------------- signals
 
 
-def test_sigterm_during_stylize_exits_143_with_one_line_and_no_output(tmp_path, photo):
+@pytest.mark.parametrize(
+    "signum, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
+)
+def test_a_stopped_stylize_keeps_the_image_so_far_beside_the_output(
+    tmp_path, photo, signum, code, word
+):
     out = tmp_path / "out.png"
     style = ASSETS / "vangogh_bedroom_in_arles.jpg"
-    argv = [sys.executable, "-m", "impasto", "stylize", str(photo), str(style), "-o", str(out),
-            "--backbone", "tiny", "--size", "48", "--steps", "100000"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "impasto",
+        "stylize",
+        str(photo),
+        str(style),
+        "-o",
+        str(out),
+        "--backbone",
+        "tiny",
+        "--size",
+        "48",
+        "--steps",
+        "100000",
+    ]
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     line = ""
     while "scale 1/1" not in line and time.monotonic() < deadline:  # wait until it works
         line = process.stderr.readline()
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     rest = process.communicate(timeout=60)[1]
-    assert process.returncode == 143, rest
-    assert rest.strip().splitlines()[-1] == "impasto: terminated"
-    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["photo.png"]
+    assert process.returncode == code, rest
+    last = rest.strip().splitlines()[-1]
+    kept = tmp_path / "out.partial.png"
+    assert last.startswith(f"impasto: {word}; kept the image so far (step ") and str(kept) in last
+    assert not out.exists()  # the output itself is only ever a finished image
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.partial.png", "photo.png"]
+    record = read_record(kept)
+    assert record["method"] == "gatys" and record["step"] >= 1
+    assert impasto.load_image(kept).rgb.shape == (1, 3, 36, 48)  # the size asked for: --size 48
 
 
 # --------------------------------------------------------------------------- odd shapes
@@ -447,3 +473,48 @@ def test_the_pixel_cap_holds_for_training_photos_after_the_resize_too(tmp_path):
     photos = PhotoSet.load(folder, 64, max_pixels=1_000_000)
     assert photos.names == ["normal.png"] and photos.skipped == ["thread.png"]
     assert all(p.shape[-2] * p.shape[-1] <= 1_000_000 for p in photos.photos)
+
+
+def test_train_offline_without_vgg19_names_no_flag_train_does_not_have(
+    capsys, tmp_path, photo, monkeypatch
+):
+    monkeypatch.setenv("IMPASTO_OFFLINE", "1")
+    data = tmp_path / "photos"
+    data.mkdir()
+    shutil.copy(photo, data / "a.png")
+    code, err = run(
+        capsys,
+        "train",
+        "fast",
+        "--style",
+        ASSETS / "vangogh_bedroom_in_arles.jpg",
+        "--data",
+        data,
+        "-o",
+        tmp_path / "model",
+        "--backbone",
+        "vgg19",
+        "--steps",
+        "1",
+    )
+    line = one_error_line(err)
+    assert code == 2 and "impasto download vgg19" in line
+    assert "--weights" not in line  # stylize's option; train has none
+
+
+def test_a_reader_that_leaves_early_is_not_an_internal_error():
+    # `impasto recommend | head`: the pipe closes while impasto writes. Forced here by a
+    # command whose output meets a closed pipe, in a child process with a real stdout pipe.
+    script = (
+        "import sys\n"
+        "from impasto.cli import main, recommend\n"
+        "def closed(args, terminal):\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "recommend.run = closed\n"
+        "sys.exit(main.main(['recommend']))\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert child.returncode == 141, child.stderr
+    assert child.stderr == ""

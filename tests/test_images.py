@@ -576,12 +576,15 @@ def _read_tiff(path):
     assert data[:4] == b"II*\0"
     (ifd,) = struct.unpack_from("<I", data, 4)
     (count,) = struct.unpack_from("<H", data, ifd)
-    sizes = {3: 2, 4: 4, 5: 8}
+    sizes = {2: 1, 3: 2, 4: 4, 5: 8, 7: 1}  # ASCII and UNDEFINED: ImageDescription, ICC
     tags = {}
     for index in range(count):
         tag, kind, n, field = struct.unpack_from("<HHI4s", data, ifd + 2 + 12 * index)
         size = sizes[kind] * n
         raw = field[:size] if size <= 4 else data[struct.unpack("<I", field)[0] :][:size]
+        if kind in (2, 7):
+            tags[tag] = raw
+            continue
         code = {3: "H", 4: "I", 5: "I"}[kind]
         tags[tag] = list(struct.unpack(f"<{len(raw) // struct.calcsize(code)}{code}", raw))
     offset, nbytes = tags[273][0], tags[279][0]
@@ -670,7 +673,7 @@ def test_interrupted_save_keeps_existing_file(tmp_path, monkeypatch):
 
 
 def test_failed_tiff_write_leaves_nothing(tmp_path, monkeypatch):
-    def failing_writer(handle, pixels):
+    def failing_writer(handle, pixels, **tags):
         handle.write(b"II*\0")
         raise OSError(28, "No space left on device")
 

@@ -1,25 +1,23 @@
-"""The public Python API: file paths or tensors in, a result with the image and losses out.
+"""The public Python API: images in (paths, PIL images, numpy arrays, tensors), a result with
+the image, its losses and how it was made out.
 
 >>> import impasto
 >>> result = impasto.stylize("photo.jpg", "painting.jpg", size=384)
->>> impasto.save_image(result.image, "out.png", alpha=result.alpha)
+>>> result.save("out.png")            # alpha kept, provenance embedded, written atomically
+>>> result.to_pil().show()
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
-import torch
-
 from . import pipeline
-from .images import LoadedImage
+from .errors import InputError
 from .methods.base import StyleResult
 from .methods.registry import DEFAULT_METHOD, METHOD_CHOICES, entry
+from .pipeline import ImageLike
 
 __all__ = ["METHOD_CHOICES", "stylize"]
-
-ImageLike = str | os.PathLike | torch.Tensor | LoadedImage
 
 
 def stylize(
@@ -32,28 +30,43 @@ def stylize(
     max_pixels: int | None = None,
     **options,
 ) -> StyleResult:
-    """Stylise ``content`` (a path, a tensor (1, 3, H, W) in [0, 1] or a LoadedImage) with
-    ``method`` (``impasto.METHOD_CHOICES``; the method table in impasto.methods.registry).
+    """Stylise ``content`` with ``method`` (``impasto.METHOD_CHOICES``; the method table in
+    impasto.methods.registry).
 
-    ``styles``: one or more style images, for methods that take them (gatys, ...); none for
-    methods whose style is in a model (fast: ``model=`` a model folder, a shipped model's name
-    or a loaded FastModel). ``options``: the fields of the method's config (e.g.
+    Images (``content``, each style): a file path; a PIL image; a numpy array H x W x 3 (or
+    x 4 with alpha) or H x W, uint8 or float in [0, 1]; a tensor (3, H, W) or (1, 3, H, W),
+    uint8 or float in [0, 1]; or a LoadedImage. Anything else is an InputError.
+    ``styles``: one image or a list of them, for methods that take them (gatys, color); none
+    for methods whose style is in a model (fast: ``model=`` a model folder, a shipped model's
+    name or a loaded FastModel). ``options``: the fields of the method's config (e.g.
     ``GatysConfig``: size, steps, style_weight, preserve_color, backbone, weights, seed, ...).
-    ``progress(event)`` receives ProgressEvents (return False to cancel); ``notify(line)``
-    receives one-line notices (e.g. a backbone fallback).
+    ``progress(event)`` receives ProgressEvents of every method (return False to cancel:
+    Cancelled); ``notify(line)`` receives one-line notices (e.g. a backbone fallback).
 
     Returns a StyleResult: ``.image`` (1, 3, H, W) in [0, 1], ``.alpha`` (the content's alpha
-    resized to the output, or None), ``.backbone``, ``.device``, ``.seconds``, ``.history``
-    (losses of every step, for methods that optimise), ``.details``.
+    resized to the output, or None), ``.config`` (the method's config as it ran), ``.backbone``,
+    ``.device``, ``.seconds``, ``.history`` (losses of every step, for methods that optimise),
+    ``.details``; ``.to_pil()``, ``.save(path)`` (with the provenance record) and
+    ``.provenance()``.
     """
     row = entry(method)
+    if not pipeline.is_image(content):
+        kind = type(content).__name__
+        raise InputError(f"content: expected one image, {pipeline.ACCEPTED}; got {kind}")
     if styles is None:
         styles = []
-    elif isinstance(styles, str | os.PathLike | torch.Tensor | LoadedImage):
+    elif pipeline.is_image(styles):
         styles = [styles]
-    styles = list(styles)
+    elif isinstance(styles, list | tuple):
+        styles = list(styles)
+    else:
+        raise InputError(
+            f"styles: expected an image or a list of images ({pipeline.ACCEPTED}); got "
+            f"{type(styles).__name__}"
+        )
     config = pipeline.make_config(method, options, style_count=len(styles))
-    content_image = pipeline.as_image(content, max_pixels)
-    style_images = [pipeline.as_image(style, max_pixels) for style in styles]
-    prepared = pipeline.prepare(row.name, config, style_images, progress=progress, notify=notify)
+    content_image = pipeline.as_image(content, max_pixels, what="content")
+    prepared = pipeline.prepare(
+        row.name, config, styles, progress=progress, notify=notify, max_pixels=max_pixels
+    )
     return pipeline.stylize_one(prepared, content_image, progress)

@@ -5,7 +5,9 @@ single input, else a folder whose sub-folders mirror the inputs') into jobs, che
 output path before any work. ``run`` loads each input, stacks images of the same size up to
 the method's ``max_batch``, runs, saves each result atomically, and reports an ``item`` event
 per input; an unreadable or unusable input is skipped and counted (policy "skip"), or stops
-the run (policy "stop", what a single input gets). Used by the CLI now, by video (frames) and
+the run (policy "stop", what a single input gets). Every image written carries its own
+provenance record (impasto.provenance: the method's recipe plus that input's sha256), and with
+``save_settings`` a sidecar ``OUT.json`` beside it. Used by the CLI now, by video (frames) and
 the studio next.
 """
 
@@ -19,15 +21,19 @@ from pathlib import Path
 
 import torch
 
+from . import provenance
 from .errors import Cancelled, ImpastoError, InputError
 from .files import resolved
 from .images import OUTPUT_FORMATS, LoadedImage, check_output_path, load_image, resize_to
 from .images import save_image as write_image
 from .methods.base import Prepared
 from .photos import PHOTO_EXTENSIONS, find_photos
+from .pipeline import recipe_of
 from .progress import ProgressCallback, ProgressEvent, report
 
 SKIP_POLICIES: tuple[str, ...] = ("skip", "stop")
+FORMAT_CHOICES: tuple[str, ...] = ("png", "jpg", "webp", "tif")
+"""Formats a folder's outputs can be written in (``--format``); default: each input's own."""
 
 
 @dataclass
@@ -50,11 +56,28 @@ class BatchReport:
     seconds: float = 0.0
 
 
-def output_name(relative: Path) -> Path:
-    """The result's name for an input's relative path: the same, or .png for formats that
-    cannot be written (e.g. .bmp)."""
+def output_name(relative: Path, output_format: str | None = None) -> Path:
+    """The result's name for an input's relative path: in ``output_format`` (one of
+    FORMAT_CHOICES) when given, else the same, or .png for formats that cannot be written
+    (e.g. .bmp)."""
+    if output_format is not None:
+        return relative.with_suffix("." + _checked_format(output_format))
     suffix = relative.suffix.lower()
     return relative if suffix in OUTPUT_FORMATS else relative.with_suffix(".png")
+
+
+def _checked_format(output_format: str) -> str:
+    if output_format not in FORMAT_CHOICES:
+        raise InputError(
+            f"unknown output format '{output_format}'; choose from: {', '.join(FORMAT_CHOICES)}"
+        )
+    return output_format
+
+
+def _suffixes(output_format: str) -> tuple[str, ...]:
+    return {"jpg": (".jpg", ".jpeg"), "tif": (".tif", ".tiff")}.get(
+        output_format, ("." + output_format,)
+    )
 
 
 def expand_inputs(items: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
@@ -76,14 +99,25 @@ def plan(
     inputs: Sequence[str | os.PathLike],
     output: str | os.PathLike,
     protected: Sequence[str | os.PathLike] = (),
+    *,
+    output_format: str | None = None,
 ) -> tuple[list[Job], bool]:
     """(jobs, single): one job per input image; ``single`` when one input file goes to one
-    output file. ``protected``: other files no output may overwrite (the style images)."""
+    output file. ``protected``: other files no output may overwrite (the style images).
+    ``output_format``: the format of a folder's outputs (FORMAT_CHOICES; default: each
+    input's); a single output file's own extension must agree with it."""
+    if output_format is not None:
+        _checked_format(output_format)
     expanded = expand_inputs(inputs)
     target = Path(output).expanduser()
     single = len(expanded) == 1 and not Path(inputs[0]).expanduser().is_dir()
     single = single and target.suffix != ""
     if single:
+        if output_format is not None and target.suffix.lower() not in _suffixes(output_format):
+            raise InputError(
+                f"--format {output_format} does not match the output file '{target}'; the "
+                "output's extension sets its format (--format is for output folders)"
+            )
         source = expanded[0][0]
         return [Job(source, check_output_path(target, inputs=[source, *protected]))], True
     if target.suffix.lower() in OUTPUT_FORMATS:
@@ -94,7 +128,9 @@ def plan(
         raise InputError(f"output '{target}' exists and is not a folder")
     if not target.parent.is_dir():
         raise InputError(f"output folder {target.parent} does not exist")
-    jobs = [Job(source, target / output_name(relative)) for source, relative in expanded]
+    jobs = [
+        Job(source, target / output_name(relative, output_format)) for source, relative in expanded
+    ]
     seen: dict[Path, Path] = {}
     for job in jobs:  # e.g. two inputs named x.jpg, or x.bmp beside x.png
         first = seen.setdefault(job.target, job.source)
@@ -118,8 +154,10 @@ def run(
     policy: str = "skip",
     max_pixels: int | None = None,
     progress: ProgressCallback | None = None,
+    save_settings: bool = False,
 ) -> BatchReport:
-    """Stylise every job's input with ``prepared`` and write its target (parents created)."""
+    """Stylise every job's input with ``prepared`` and write its target (parents created),
+    with its provenance record; ``save_settings``: also a sidecar JSON beside each."""
     if policy not in SKIP_POLICIES:
         raise InputError(f"unknown policy '{policy}'; choose from: {', '.join(SKIP_POLICIES)}")
     started = time.perf_counter()
@@ -146,7 +184,7 @@ def run(
         pending.clear()
         if len(group) > 1:
             try:
-                _run_group(prepared, group, result, total, progress)
+                _run_group(prepared, group, result, total, progress, save_settings)
                 return
             except Cancelled:
                 raise
@@ -154,7 +192,7 @@ def run(
                 pass  # one bad image spoils a batch: run them one by one to find it
         for job, image in group:
             try:
-                _run_group(prepared, [(job, image)], result, total, progress)
+                _run_group(prepared, [(job, image)], result, total, progress, save_settings)
             except Cancelled:
                 raise
             except ImpastoError as error:
@@ -184,6 +222,7 @@ def _run_group(
     result: BatchReport,
     total: int,
     progress: ProgressCallback | None,
+    save_settings: bool = False,
 ) -> None:
     first = group[0][0]
     names = first.source.name if len(group) == 1 else f"{first.source.name} (+{len(group) - 1})"
@@ -196,14 +235,53 @@ def _run_group(
             f"stylizing {names}", len(result.written), total, kind="stage", item=str(first.target)
         ),
     )
-    output = prepared.checked_run(torch.cat([image.rgb for _, image in group]), progress)
+    try:
+        output = prepared.checked_run(torch.cat([image.rgb for _, image in group]), progress)
+    except BaseException as stop:  # Ctrl-C, a cancel, SIGTERM: keep what was made so far
+        keep_partial(stop, prepared, group)
+        raise
     for (job, image), picture in zip(group, output.image, strict=True):
         alpha = image.alpha
         if alpha is not None:
             alpha = resize_to(alpha, *picture.shape[-2:])
-        write_image(picture[None], job.target, alpha=alpha)
+        content = provenance.describe_file(job.source)
+        record = recipe_of(prepared).record(content, picture.shape[-1], picture.shape[-2])
+        write_image(picture[None], job.target, alpha=alpha, metadata=record)
+        if save_settings:
+            provenance.write_sidecar(job.target, record)
         job.image = None
         result.written.append(job.target)
         result.sizes.append((int(picture.shape[-1]), int(picture.shape[-2])))
         done = len(result.written) + len(result.skipped)
         report(progress, ProgressEvent("written", done, total, kind="item", item=str(job.target)))
+
+
+def partial_path(target: Path) -> Path:
+    """Where a stopped run keeps its image so far: ``out.png`` -> ``out.partial.png``."""
+    return target.with_name(f"{target.stem}.partial{target.suffix}")
+
+
+def keep_partial(stop: BaseException, prepared: Prepared, group: list) -> None:
+    """When ``stop`` carries a partial result (``partial``, see impasto.errors) of a
+    one-image group, write it next to that output as ``partial_path`` with its provenance
+    (the step it stopped at) and set ``stop.kept`` to the file; a failure to write it never
+    hides the stop."""
+    partial = getattr(stop, "partial", None)
+    if partial is None or len(group) != 1:
+        return
+    job, image = group[0]
+    try:
+        picture = partial.image
+        alpha = image.alpha
+        if alpha is not None:
+            alpha = resize_to(alpha, *picture.shape[-2:])
+        step = partial.details.get("stopped_at_step")
+        record = recipe_of(prepared).record(
+            provenance.describe_file(job.source), picture.shape[-1], picture.shape[-2], step=step
+        )
+        path = partial_path(job.target)
+        write_image(picture, path, alpha=alpha, metadata=record)
+    except Exception:  # noqa: BLE001 - the stop matters more than its keepsake
+        return
+    stop.kept = path
+    stop.kept_step = (step, partial.details.get("steps"))

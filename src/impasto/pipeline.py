@@ -15,34 +15,133 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
+import numpy as np
 import torch
 
+from . import provenance
 from .backbones import download_spec, load_backbone, resolve_backbone_name
 from .config import validate_config
 from .errors import InputError, WeightsError
-from .images import LoadedImage, load_image, resize_to
+from .images import LoadedImage, load_image, pixel_cap, resize_to
+from .images.encode import from_pil
 from .methods.base import Prepared, StyleResult
 from .methods.registry import entry, load_method
 from .progress import ProgressCallback, ProgressEvent, report
 
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
 Notify = Callable[[str], None]
-ImageLike = str | os.PathLike | torch.Tensor | LoadedImage
+ImageLike = Union[str, os.PathLike, torch.Tensor, np.ndarray, "Image", LoadedImage]  # noqa: UP007
+"""What every image argument takes: see ``as_image``."""
+
+ACCEPTED = (
+    "a file path, a PIL image, a numpy array (H x W x 3 or H x W, uint8 or float in [0, 1]) "
+    "or a tensor ((3, H, W) or (1, 3, H, W), uint8 or float in [0, 1])"
+)
 
 
-def as_image(image: ImageLike, max_pixels: int | None = None) -> LoadedImage:
-    """A path (read with impasto.images.load_image), a tensor ((1, 3, H, W) or (3, H, W) in
-    [0, 1]) or a LoadedImage, as a LoadedImage."""
+def is_image(value: object) -> bool:
+    """Whether ``value`` is one image argument (a path, PIL image, array, tensor or
+    LoadedImage), as opposed to a list of them or something else."""
+    if isinstance(value, str | os.PathLike | torch.Tensor | np.ndarray | LoadedImage):
+        return True
+    # PIL is the images package's to import: recognise its Image class by name
+    return any(f"{c.__module__}.{c.__name__}" == "PIL.Image.Image" for c in type(value).__mro__)
+
+
+def as_image(
+    image: ImageLike, max_pixels: int | None = None, *, what: str = "image"
+) -> LoadedImage:
+    """Any image argument as a LoadedImage (rgb (1, 3, H, W) float32 in [0, 1], alpha):
+
+    - a path: read with impasto.images.load_image (EXIF orientation, ICC -> sRGB, alpha);
+    - a PIL image: any mode, alpha kept (values taken as sRGB);
+    - a numpy array: H x W x 3 (RGB), H x W x 4 (RGBA) or H x W (grey), uint8 (0-255), uint16
+      (0-65535) or float in [0, 1];
+    - a tensor: (3, H, W) or (1, 3, H, W), uint8 or float in [0, 1];
+    - a LoadedImage, as it is.
+
+    Anything else, or values outside [0, 1], is an InputError naming ``what`` (e.g.
+    "style image 2"). In-memory images are held to the same pixel cap as files."""
     if isinstance(image, LoadedImage):
         return image
+    if isinstance(image, str | os.PathLike):
+        return load_image(image, max_pixels=max_pixels)
     if isinstance(image, torch.Tensor):
-        if image.ndim == 3:
-            image = image.unsqueeze(0)
-        if image.ndim != 4 or image.shape[:2] != (1, 3):
-            raise InputError(f"images must be (1, 3, H, W) tensors, got {tuple(image.shape)}")
-        return LoadedImage(rgb=image.float(), alpha=None, path=Path("<tensor>"))
-    return load_image(image, max_pixels=max_pixels)
+        rgb, alpha, kind = _tensor_pixels(image, what), None, "tensor"
+    elif isinstance(image, np.ndarray):
+        (rgb, alpha), kind = _array_pixels(image, what), "array"
+    elif is_image(image):  # what is left of them: a PIL image
+        (rgb, alpha), kind = from_pil(image), "PIL image"
+    else:
+        raise InputError(f"{what}: expected {ACCEPTED}; got {type(image).__name__}")
+    height, width = rgb.shape[-2:]
+    cap = pixel_cap(max_pixels)
+    if height * width > cap:
+        raise InputError(f"{what}: {width}x{height} pixels is more than the limit of {cap}")
+    if height * width == 0:
+        raise InputError(f"{what}: the image is empty ({width}x{height} pixels)")
+    return LoadedImage(rgb=rgb, alpha=alpha, path=Path(f"<{kind}>"))
+
+
+def _checked_values(values: torch.Tensor, what: str) -> torch.Tensor:
+    """uint8 -> / 255; floats must be finite and in [0, 1]; float32 out."""
+    if values.numel() == 0:
+        raise InputError(f"{what}: the image is empty (shape {tuple(values.shape)})")
+    if values.dtype == torch.uint8:
+        return values.float() / 255.0
+    if not values.is_floating_point():
+        raise InputError(f"{what}: pixel type {values.dtype} is not accepted; expected {ACCEPTED}")
+    values = values.detach().float()
+    if not bool(torch.isfinite(values).all()):
+        raise InputError(f"{what}: the image holds NaN or infinite values")
+    low, high = float(values.min()), float(values.max())
+    if low < 0.0 or high > 1.0:
+        hint = " (divide 0-255 values by 255)" if high > 1.0 else ""
+        raise InputError(f"{what}: float values must be in [0, 1], found {low:g} to {high:g}{hint}")
+    return values
+
+
+def _tensor_pixels(image: torch.Tensor, what: str) -> torch.Tensor:
+    shape = tuple(image.shape)
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.ndim != 4 or image.shape[:2] != (1, 3):
+        raise InputError(f"{what}: a tensor must be (3, H, W) or (1, 3, H, W), got {shape}")
+    return _checked_values(image.detach(), what).contiguous()
+
+
+def _array_pixels(image: np.ndarray, what: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    shape = tuple(image.shape)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        first = image.ndim == 3 and image.shape[0] in (3, 4)
+        hint = " (channels last, not first)" if first else ""
+        raise InputError(f"{what}: an array must be H x W x 3 or H x W, got {shape}{hint}")
+    if image.dtype == np.uint16:
+        image = image.astype(np.float32) / 65535.0
+    elif image.dtype != np.uint8 and image.dtype.kind != "f":
+        raise InputError(f"{what}: pixel type {image.dtype} is not accepted; expected {ACCEPTED}")
+    values = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]  # a copy: writable
+    values = _checked_values(values, what)
+    rgb, alpha = values[:, :3].contiguous(), values[:, 3:]
+    if alpha.shape[1] == 0 or bool((alpha >= 1.0).all()):
+        return rgb, None
+    return rgb, alpha.contiguous()
+
+
+def source_of(image: ImageLike) -> Path | None:
+    """The file an image argument came from, or None for an image made in memory."""
+    if isinstance(image, LoadedImage):
+        text = str(image.path)
+        return None if text.startswith("<") and text.endswith(">") else image.path
+    if isinstance(image, str | os.PathLike):
+        return Path(image)
+    return None
 
 
 def make_config(method: str, options: Mapping[str, Any], style_count: int | None = None) -> Any:
@@ -67,17 +166,24 @@ def make_config(method: str, options: Mapping[str, Any], style_count: int | None
     return config
 
 
-def fetch_weights(spec, progress: ProgressCallback | None = None, *, again: bool = False) -> Path:
+def fetch_weights(
+    spec,
+    progress: ProgressCallback | None = None,
+    *,
+    again: bool = False,
+    local_flag: str | None = "--weights",
+) -> Path:
     """The cached file of ``spec`` (an impasto.weights.WeightSpec), downloading it first when
-    missing (``again``: always), with ``download`` events (bytes) to ``progress``."""
+    missing (``again``: always), with ``download`` events (bytes) to ``progress``.
+    ``local_flag``: the caller's option for a local copy, named in errors (None: it has none)."""
     from . import weights
 
     def bytes_done(done: int, total: int) -> None:
         report(progress, ProgressEvent(spec.name, done, total, kind="download", item=spec.url))
 
     if again:
-        return weights.download(spec, progress=bytes_done)
-    return weights.ensure(spec, progress=bytes_done)
+        return weights.download(spec, progress=bytes_done, local_flag=local_flag)
+    return weights.ensure(spec, progress=bytes_done, local_flag=local_flag)
 
 
 def resolve_backbone(
@@ -86,9 +192,11 @@ def resolve_backbone(
     weights: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     notify: Notify | None = None,
+    local_flag: str | None = "--weights",
 ) -> str:
     """Turn ``auto`` into a backbone name (saying a fallback through ``notify``) and fetch its
-    weights (with download events) unless a local ``weights`` file is given.
+    weights (with download events) unless a local ``weights`` file is given. ``local_flag``:
+    the caller's option for a local weights file, named in errors (None: it has none).
 
     Cached weights are checked against their sha256 first (impasto.weights.verified_path): for a
     named backbone a file that does not match is a WeightsError; ``auto`` falls back instead."""
@@ -98,7 +206,7 @@ def resolve_backbone(
     resolved = resolve_backbone_name(name, weights=local, notify=notify)
     spec = download_spec(resolved)
     if spec is not None and local is None:
-        fetch_weights(spec, progress)
+        fetch_weights(spec, progress, local_flag=local_flag)
     return resolved
 
 
@@ -130,9 +238,15 @@ def prepare(
 ) -> Prepared:
     """``method`` ready to run on many images: its backbone resolved, fetched and loaded (for
     configs with a ``backbone`` field), then the method's own ``prepare``. ``config``: from
-    ``make_config``; ``styles``: paths, tensors or LoadedImages."""
+    ``make_config``; ``styles``: any image arguments (``as_image``).
+
+    The Prepared carries ``recipe`` (an impasto.provenance.Recipe: the config as it runs, the
+    style files' sha256, the model's), which every image it makes records."""
     method_object = load_method(method)
-    style_images = [as_image(style, max_pixels).rgb for style in styles]
+    loaded = [
+        as_image(style, max_pixels, what=_style_name(index, len(styles)))
+        for index, style in enumerate(styles)
+    ]
     backbone = None
     if hasattr(config, "backbone"):
         weights = getattr(config, "weights", None)
@@ -142,20 +256,63 @@ def prepare(
         local = Path(weights).expanduser() if weights else None
         backbone = load_backbone(name, weights=local, notify=notify)
     report(progress, ProgressEvent(f"preparing {method}", 0, 0, kind="stage"))
-    return method_object.prepare(config, style_images, backbone=backbone, notify=notify)
+    prepared = method_object.prepare(
+        config, [image.rgb for image in loaded], backbone=backbone, notify=notify
+    )
+    prepared.recipe = provenance.Recipe(
+        prepared.method or method,
+        config,
+        backbone=prepared.backbone,
+        device=prepared.device,
+        styles=[provenance.describe_file(source_of(image)) for image in loaded],
+    )
+    return prepared
+
+
+def _style_name(index: int, count: int) -> str:
+    return "the style image" if count == 1 else f"style image {index + 1}"
+
+
+def recipe_of(prepared: Prepared) -> provenance.Recipe:
+    """What ``prepared`` records for each image: the recipe ``prepare`` gave it, or (for a
+    Prepared made without ``prepare``) one from its own config, with no style files."""
+    recipe = getattr(prepared, "recipe", None)
+    if recipe is None:
+        recipe = provenance.Recipe(
+            prepared.method,
+            getattr(prepared, "config", None),
+            backbone=prepared.backbone,
+            device=prepared.device,
+        )
+        prepared.recipe = recipe
+    return recipe
 
 
 def stylize_one(
     prepared: Prepared, content: LoadedImage, progress: ProgressCallback | None = None
 ) -> StyleResult:
     """Run ``prepared`` on one image; the result carries the content's alpha (resized to the
-    output) and the whole time taken."""
+    output), the whole time taken, the config and the inputs' sha256 (its provenance). A
+    stop's partial result (``Cancelled.partial``, Ctrl-C) gets the same."""
     started = time.perf_counter()
-    result = prepared.checked_run(content.rgb, progress)
-    if content.alpha is not None:
-        result.alpha = resize_to(content.alpha, *result.image.shape[-2:])
-    result.method = result.method or prepared.method
-    result.seconds = time.perf_counter() - started
+    recipe = recipe_of(prepared)
+    inputs = {"content": provenance.describe_file(source_of(content)), "styles": recipe.styles}
+
+    def completed(result: StyleResult) -> StyleResult:
+        if content.alpha is not None:
+            result.alpha = resize_to(content.alpha, *result.image.shape[-2:])
+        result.method = result.method or prepared.method
+        result.seconds = time.perf_counter() - started
+        result.config, result.inputs = recipe.config, inputs
+        return result
+
+    try:
+        result = completed(prepared.checked_run(content.rgb, progress))
+    except BaseException as stop:
+        partial = getattr(stop, "partial", None)
+        if isinstance(partial, StyleResult):
+            completed(partial)
+        raise
     report(progress, ProgressEvent("done", 1, 1, kind="done"))
     return result
 
@@ -229,7 +386,9 @@ def train_model(
             )
     backbone = None  # the loss network, resolved, fetched and loaded as ``prepare`` does
     if hasattr(config, "backbone"):
-        config.backbone = resolve_backbone(config.backbone, progress=progress, notify=notify)
+        config.backbone = resolve_backbone(
+            config.backbone, progress=progress, notify=notify, local_flag=None
+        )  # training takes no --weights
         report(progress, ProgressEvent(f"loading {config.backbone}", 0, 0, kind="stage"))
         backbone = load_backbone(config.backbone, notify=notify)
     return method_object.train(

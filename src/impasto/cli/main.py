@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 
 from .. import __version__
 from ..errors import ImpastoError
-from . import backbones, compare, download, evaluate, export, recommend, stylize, train
+from . import backbones, compare, download, evaluate, export, info, recommend, stylize, train
 from .args import Parser, UsageError, command_in
 from .terminal import Terminal, one_line
 
 PROG = "impasto"
 QUIET_LOGGERS = ("PIL",)  # libraries that log about user files on their own
-COMMANDS = (stylize, train, export, compare, evaluate, recommend, download, backbones)
+COMMANDS = (stylize, train, export, compare, evaluate, info, recommend, download, backbones)
 """One module per command, each with ``add_parser(commands, argv, selected)`` and ``run``."""
 
 
@@ -68,14 +69,32 @@ def _library_logs_silenced(active: bool) -> Iterator[None]:
             logger.setLevel(level)
 
 
+def kept_note(stop: BaseException) -> str:
+    """ "; kept the image so far (step 120 of 400) in out.partial.png" when a stopped run kept
+    its work (impasto.batch.keep_partial), else ""."""
+    kept = getattr(stop, "kept", None)
+    if kept is None:
+        return ""
+    step, steps = getattr(stop, "kept_step", (None, None))
+    at = f" (step {step} of {steps})" if step is not None and steps else ""
+    return f"; kept the image so far{at} in {kept}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = None
     try:
-        args = build_parser(argv).parse_args(argv)
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
     except (UsageError, ImpastoError) as error:  # ImpastoError: e.g. a method's extra missing
         if "--debug" in argv and isinstance(error, ImpastoError):
             raise
+        if parser is not None and isinstance(error, UsageError) and command_in(argv) is None:
+            # No command (a bare `impasto`): the help, so the commands are listed with a line
+            # each, on stderr, then the error; exit 2 as argparse does for any missing argument,
+            # so a script that forgot the command fails. `impasto --help` is the exit-0 way.
+            print(parser.format_help(), file=sys.stderr)
         print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except SystemExit as exit_:  # --help, --version
@@ -89,21 +108,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _library_logs_silenced(not args.debug):
             return args.handler(args, terminal)
-    except Terminated:
+    except Terminated as stop:
         if args.debug:
             raise
-        print(f"{PROG}: terminated", file=sys.stderr)
+        print(f"{PROG}: terminated{kept_note(stop)}", file=sys.stderr)
         return 128 + signal.SIGTERM  # 143, the shell's code for a SIGTERM
     except ImpastoError as error:
         if args.debug:
             raise
         print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if args.debug:
             raise
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted{kept_note(stop)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`impasto recommend | head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+        os.close(devnull)
+        return 128 + 13  # 141, what a shell reports for a command ended by SIGPIPE
     except Exception as error:
         if args.debug:
             raise

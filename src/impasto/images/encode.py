@@ -2,24 +2,57 @@
 
 An image comes in as float32 sRGB (1, 3, H, W) or (3, H, W) in [0, 1], with an optional alpha
 matte (1, 1, H, W), (1, H, W) or (H, W) in [0, 1].
+
+Every file carries the sRGB ICC profile (so colour-managed viewers show the values as meant)
+and, when given, a metadata record (JSON, ASCII) where the format has room for text:
+
+- PNG: an iTXt chunk with the key ``impasto`` (METADATA_KEY);
+- JPEG and WebP: the EXIF UserComment (0x9286 in the Exif IFD), ``ASCII\0\0\0`` + the text,
+  where other image tools put generation settings too;
+- TIFF: the ImageDescription tag (270).
+
+``read_metadata`` reads that text back from any of them; ``from_pil`` is ``to_pil``'s inverse.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import struct
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from ..errors import InputError
 from ..files import atomic_write, resolved
 
-__all__ = ["OUTPUT_FORMATS", "check_output_path", "save_image", "to_pil"]
+try:  # LittleCMS support is optional in Pillow builds: without it no profile is embedded.
+    from PIL import ImageCms
+except ImportError:  # pragma: no cover - depends on the Pillow build
+    ImageCms = None
+
+__all__ = [
+    "METADATA_KEY",
+    "OUTPUT_FORMATS",
+    "check_output_path",
+    "from_pil",
+    "read_metadata",
+    "save_image",
+    "srgb_profile",
+    "to_pil",
+]
+
+METADATA_KEY = "impasto"
+"""The PNG text key of the metadata record."""
+EXIF_IFD, USER_COMMENT, IMAGE_DESCRIPTION = 0x8769, 0x9286, 270
+ASCII_PREFIX = b"ASCII\0\0\0"  # EXIF UserComment's character-code header
+EXIF_ROOM = 65_000  # a JPEG APP1 segment holds at most 65533 bytes, EXIF header included
 
 OUTPUT_FORMATS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 """File extensions save_image can write (matched case-insensitively)."""
@@ -75,6 +108,8 @@ def save_image(
     path: str | os.PathLike[str],
     alpha: torch.Tensor | None = None,
     quality: int = 95,
+    *,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write rgb (1, 3, H, W) or (3, H, W) in [0, 1] to ``path``; return the path.
 
@@ -83,6 +118,8 @@ def save_image(
     16 bits per channel (with 16-bit unassociated alpha). ``quality`` (1-100) is used by
     JPEG and WebP. Values are clamped to [0, 1] (NaN -> 0) and rounded. The file is written
     to a temporary file in the same folder and renamed into place, so no partial file remains.
+    The sRGB ICC profile is embedded; ``metadata`` (JSON-serialisable, e.g. an
+    impasto.provenance record) is embedded as text (see the module docstring).
     """
     path = Path(path).expanduser()
     fmt = _output_format(path)
@@ -90,13 +127,15 @@ def save_image(
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise InputError(f"quality must be a whole number from 1 to 100, got {quality!r}")
     colour, matte = _colour_and_matte(rgb, alpha)
+    text = _metadata_text(metadata)
+    profile = srgb_profile()
 
     if fmt in (".tif", ".tiff"):
         pixels = colour if matte is None else np.concatenate([colour, matte], axis=2)
         data = _quantise(pixels, 65535, np.dtype("<u2"))
 
         def write(handle: IO[bytes]) -> None:
-            _write_tiff16(handle, data)
+            _write_tiff16(handle, data, description=text, icc=profile)
 
     else:
         if fmt in (".jpg", ".jpeg") and matte is not None:
@@ -104,19 +143,91 @@ def save_image(
             matte = None
         pixels = colour if matte is None else np.concatenate([colour, matte], axis=2)
         image = Image.fromarray(_quantise(pixels, 255, np.dtype(np.uint8)))
-        options: dict[str, object] = {}
+        options: dict[str, object] = {"icc_profile": profile} if profile else {}
         if fmt == ".png":
             pil_format = "PNG"
-        elif fmt == ".webp":
-            pil_format, options = "WEBP", {"quality": quality}
+            if text is not None:
+                info = PngImagePlugin.PngInfo()
+                info.add_itxt(METADATA_KEY, text)
+                options["pnginfo"] = info
         else:
-            pil_format, options = "JPEG", {"quality": quality}
+            pil_format = "WEBP" if fmt == ".webp" else "JPEG"
+            options["quality"] = quality
+            if text is not None:
+                options["exif"] = _exif_with_comment(text, path)
 
         def write(handle: IO[bytes]) -> None:
             image.save(handle, format=pil_format, **options)
 
     atomic_write(path, write)
     return path
+
+
+@functools.cache
+def srgb_profile() -> bytes | None:
+    """The sRGB ICC profile (LittleCMS's built-in), or None when Pillow has no LittleCMS.
+
+    Its creation date (header bytes 24-35) is set to a fixed one, so the same image gives the
+    same file, byte for byte, whenever it is written."""
+    if ImageCms is None:  # pragma: no cover - depends on the Pillow build
+        return None
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[24:36] = struct.pack(">6H", 2000, 1, 1, 0, 0, 0)
+    if any(profile[84:100]):  # a profile ID: the MD5 of the profile, some fields zeroed
+        import hashlib
+
+        zeroed = bytearray(profile)
+        zeroed[44:48] = zeroed[64:68] = bytes(4)
+        zeroed[84:100] = bytes(16)
+        profile[84:100] = hashlib.md5(zeroed).digest()
+    return bytes(profile)
+
+
+def _metadata_text(metadata: Mapping[str, Any] | None) -> str | None:
+    """``metadata`` as compact ASCII JSON (EXIF and TIFF text is 7-bit), or None."""
+    if metadata is None:
+        return None
+    try:
+        return json.dumps(metadata, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise InputError(f"metadata must be JSON-serialisable: {error}") from None
+
+
+def _exif_with_comment(text: str, path: Path) -> bytes:
+    exif = Image.Exif()
+    exif.get_ifd(EXIF_IFD)[USER_COMMENT] = ASCII_PREFIX + text.encode("ascii")
+    data = exif.tobytes()
+    if len(data) > EXIF_ROOM:
+        raise InputError(
+            f"cannot write '{path}': its metadata ({len(data)} bytes) does not fit in EXIF "
+            f"(at most {EXIF_ROOM}); write a .png or .tif instead"
+        )
+    return data
+
+
+def read_metadata(path: str | os.PathLike[str]) -> str | None:
+    """The metadata text ``save_image`` embedded in ``path`` (PNG iTXt/tEXt ``impasto``, EXIF
+    UserComment, TIFF ImageDescription), or None when there is none. Reads only the header,
+    never the pixels; InputError when the file is not an image Pillow can open."""
+    path = Path(path).expanduser()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. a large image: nothing is decoded here
+            with Image.open(path) as image:
+                text = image.info.get(METADATA_KEY)
+                if isinstance(text, str):
+                    return text
+                if image.format == "TIFF":
+                    description = image.tag_v2.get(IMAGE_DESCRIPTION)
+                    return description if isinstance(description, str) else None
+                comment = image.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
+    except Image.DecompressionBombError:
+        return None  # a file this large was not written by impasto
+    except (OSError, ValueError, SyntaxError) as error:
+        raise InputError(f"cannot read '{path}': {error}") from None
+    if isinstance(comment, bytes) and comment.startswith(ASCII_PREFIX):
+        return comment[len(ASCII_PREFIX) :].decode("ascii", errors="replace")
+    return comment if isinstance(comment, str) else None
 
 
 def _colour_and_matte(
@@ -157,14 +268,20 @@ def _quantise(values: np.ndarray, top: int, dtype: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(np.rint(clean.astype(np.float64) * top).astype(dtype))
 
 
-def _write_tiff16(handle: IO[bytes], pixels: np.ndarray) -> None:
-    """Baseline uncompressed little-endian TIFF, one strip, 16-bit RGB or RGBA (H, W, 3|4).
+def _write_tiff16(
+    handle: IO[bytes],
+    pixels: np.ndarray,
+    description: str | None = None,
+    icc: bytes | None = None,
+) -> None:
+    """Baseline uncompressed little-endian TIFF, one strip, 16-bit RGB or RGBA (H, W, 3|4),
+    with an optional ImageDescription (ASCII) and ICC profile (InterColorProfile).
 
     Layout: 8-byte header, one IFD, values too long for an IFD entry, then the pixels.
     """
     height, width, samples = pixels.shape
     data = pixels.astype("<u2", copy=False).tobytes()
-    short, long_, rational = 3, 4, 5
+    ascii_, short, long_, rational, undefined = 2, 3, 4, 5, 7
     dpi_72 = struct.pack("<II", 72, 1)
     # (tag, field type, count, little-endian value bytes); StripOffsets is patched below.
     entries = [
@@ -184,6 +301,12 @@ def _write_tiff16(handle: IO[bytes], pixels: np.ndarray) -> None:
     ]
     if samples == 4:
         entries.append((338, short, 1, struct.pack("<H", 2)))  # ExtraSamples: unassociated alpha
+    if description is not None:
+        text = description.encode("ascii") + b"\0"
+        entries.append((270, ascii_, len(text), text))  # ImageDescription
+    if icc:
+        entries.append((34675, undefined, len(icc), icc))  # InterColorProfile
+    entries.sort(key=lambda entry: entry[0])  # TIFF wants the entries in tag order
 
     ifd_offset = 8
     extra_offset = ifd_offset + 2 + 12 * len(entries) + 4
@@ -220,3 +343,26 @@ def to_pil(rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
     if matte is not None:
         colour = np.concatenate([colour, matte], axis=2)
     return Image.fromarray(_quantise(colour, 255, np.dtype(np.uint8)))
+
+
+def from_pil(image: Image.Image) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A PIL image as rgb (1, 3, H, W) float32 in [0, 1] and alpha (1, 1, H, W), or None when
+    it has no alpha or is fully opaque: ``to_pil``'s inverse. Any mode; 16-bit grey keeps its
+    precision. The values are taken as sRGB: an embedded ICC profile is not applied (pass the
+    file's path instead, and impasto.load_image converts it)."""
+    if not isinstance(image, Image.Image):
+        raise InputError(f"expected a PIL image, got {type(image).__name__}")
+    alpha = None
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        top = 1.0 if image.mode == "F" else 65535.0
+        grey = np.nan_to_num(np.asarray(image, dtype=np.float64) / top, nan=0.0)
+        colour = np.repeat(np.clip(grey, 0.0, 1.0)[:, :, None], 3, axis=2)
+    else:
+        has_alpha = "A" in image.mode or "a" in image.mode or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+        values = np.asarray(image, dtype=np.float64) / 255.0
+        colour = values[:, :, :3]
+        if has_alpha and bool((values[:, :, 3] < 1.0).any()):
+            alpha = torch.from_numpy(values[:, :, 3].astype(np.float32))[None, None]
+    rgb = torch.from_numpy(np.ascontiguousarray(colour.transpose(2, 0, 1), dtype=np.float32))
+    return rgb[None].contiguous(), alpha

@@ -41,7 +41,10 @@ class StyleResult:
     ``alpha``: the content's alpha resized to the output, or None; ``backbone``: the feature
     network used (or the loss network a model was trained with); ``history``: the losses of
     every step, for methods that optimise; ``details``: method-specific facts (scale sizes,
-    model path, ...), JSON-serialisable.
+    model path, ...), JSON-serialisable. ``config``: the method's config object that made it
+    (its backbone resolved); ``inputs``: ``{"content": ..., "styles": [...]}``, each input's
+    file and sha256 (impasto.provenance.describe_file), for the provenance record. The
+    pipeline fills both; a method's ``run`` leaves them empty.
     """
 
     image: torch.Tensor
@@ -52,6 +55,53 @@ class StyleResult:
     device: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    config: Any = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    def _single(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.image.ndim != 4 or self.image.shape[0] != 1:
+            raise InputError(
+                f"this result holds {self.image.shape[0]} images; save each with "
+                "impasto.save_image(result.image[i : i + 1], path)"
+            )
+        return self.image, self.alpha
+
+    def to_pil(self):
+        """The image as an 8-bit PIL image: RGB, or RGBA when the content had alpha."""
+        from ..images import to_pil
+
+        return to_pil(*self._single())
+
+    def provenance(self) -> dict[str, Any]:
+        """The provenance record of this image (impasto.provenance): method, every setting,
+        seed, backbone or model (with its sha256), versions, inputs' sha256, output size."""
+        from ..provenance import Recipe
+
+        image, _ = self._single()
+        recipe = Recipe(
+            self.method,
+            self.config,
+            backbone=self.backbone,
+            device=self.device,
+            styles=list(self.inputs.get("styles", [])),
+        )
+        return recipe.record(self.inputs.get("content"), image.shape[-1], image.shape[-2])
+
+    def save(
+        self, path: str | os.PathLike, *, quality: int = 95, save_settings: bool = False
+    ) -> Path:
+        """Write the image to ``path`` (format from the extension, written atomically, alpha
+        kept where the format has it) with its provenance record embedded; ``save_settings``:
+        also the sidecar ``path + ".json"``. Returns the path."""
+        from ..images import save_image
+        from ..provenance import write_sidecar
+
+        image, alpha = self._single()
+        record = self.provenance()
+        written = save_image(image, path, alpha=alpha, quality=quality, metadata=record)
+        if save_settings:
+            write_sidecar(written, record)
+        return written
 
 
 def style_weights(style_blend: Sequence[float] | None, count: int) -> list[float]:

@@ -97,8 +97,9 @@ class FastTrainConfig:
     content_weight: float = option(1.0, "weight of the content loss", min=0.0)
     style_weight: float = option(10.0, "weight of the style loss", min=0.0)
     tv_weight: float = option(10.0, "weight of the total-variation loss (smoothness)", min=0.0)
-    style_size: int | None = option(None, "long side of the style image (default: --size)",
-                                    min=16, max=4096)  # fmt: skip
+    style_size: int | None = option(
+        None, "long side of the style image", min=16, max=4096, default_text="--size"
+    )
     backbone: str = option("auto", "loss network", choices=BACKBONE_CHOICES)
     channels: int = option(32, "network width (the paper's 32; 16 is ~3x faster on a CPU)",
                            min=4, max=256)  # fmt: skip
@@ -328,21 +329,34 @@ def load_model(model: str | os.PathLike) -> FastModel:
 class FastConfig:
     """Options of ``stylize --method fast``."""
 
-    model: str | None = option(None, "a model folder from `impasto train fast`, or a shipped "
-                               f"model: {', '.join(shipped_models('fast')) or 'none'}",
-                               metavar="MODEL")  # fmt: skip
-    size: int | None = option(None, "long side of the output (default: the input's size)",
-                              min=16, max=16384)  # fmt: skip
+    model: str | None = option(
+        None,
+        "the model (required): a folder from `impasto train fast`, or a shipped model: "
+        f"{', '.join(shipped_models('fast')) or 'none'}",
+        metavar="MODEL",
+    )
+    size: int | None = option(
+        None,
+        "long side of the output in pixels",
+        min=16,
+        max=16384,
+        default_text="the input's size",
+    )
     preserve_color: str = option("none", "keep the content's colours (luminance: its colours; "
                                  "histogram: its colour statistics)",
                                  choices=color.PRESERVE_COLOR_CHOICES)  # fmt: skip
     batch: int = option(4, "images of the same size stylised together", min=1, max=1024)
     device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
-    precision: str = option("auto", "auto: fp16 channels_last on CUDA, fp32 elsewhere",
-                            choices=PRECISION_CHOICES)  # fmt: skip
-    compile: bool = option(False, "torch.compile the network: faster per image after a slow "
-                           "first one (and after each new image size); for many frames of one "
-                           "size")  # fmt: skip
+    precision: str = option(
+        "auto",
+        "auto: fp16 channels_last on CUDA, fp32 elsewhere (fp16 needs a GPU)",
+        choices=PRECISION_CHOICES,
+    )
+    compile: bool = option(
+        False,
+        "torch.compile the network, on the CPU as on a GPU: the first image, and the first of "
+        "each new size, are slow (seconds), the next ones faster; for many frames of one size",
+    )
 
 
 class Stylizer:
@@ -465,11 +479,16 @@ class FastRunner(Prepared):
         return f"model {self.model.path.name} on {self.device}"
 
     def run(self, content: torch.Tensor, progress: ProgressCallback | None = None) -> StyleResult:
+        """One forward pass, then a ``step`` event per batch (False from progress: Cancelled)."""
+        from ..progress import ProgressEvent, report
+
         started = time.perf_counter()
         image = stylize(content, self.stylizer, self.config)
-        return StyleResult(image, method="fast", seconds=time.perf_counter() - started,
-                           backbone=self.backbone, device=self.device,
-                           details={"model": str(self.model.path)})  # fmt: skip
+        report(progress, ProgressEvent(f"model {self.model.path.name}", len(image), len(image)))
+        result = StyleResult(image, method="fast", backbone=self.backbone, device=self.device)
+        result.seconds = time.perf_counter() - started
+        result.details = {"model": str(self.model.path)}
+        return result
 
 
 METHOD = FastMethod()

@@ -44,7 +44,7 @@ from ..devices import (
     configure_for_speed,
     resolve_device,
 )
-from ..errors import InputError
+from ..errors import InputError, partial_kept_on_stop
 from ..images import resize_long_side
 from ..progress import ProgressCallback, ProgressEvent, report
 from .base import Method, Prepared, StyleResult, style_weights
@@ -63,11 +63,17 @@ class GatysConfig:
     size: int = option(512, "long side of the output in pixels", min=16, max=8192)
     steps: int = option(200, "optimiser steps (loss evaluations) at each scale", min=1,
                         max=100_000)  # fmt: skip
-    scales: int | None = option(None, "number of coarse-to-fine scales (default: automatic)",
-                                min=1, max=8)  # fmt: skip
+    scales: int | None = option(
+        None,
+        "number of coarse-to-fine scales, each half the next (automatic: down to 192 px or more)",
+        min=1,
+        max=8,
+        default_text="automatic",
+    )
     optimizer: str = option("lbfgs", "optimiser", choices=OPTIMIZER_CHOICES)
-    learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)",
-                                         min=1e-6, max=100.0)  # fmt: skip
+    learning_rate: float | None = option(
+        None, "step size", min=1e-6, max=100.0, default_text="1 for L-BFGS, 0.02 for Adam"
+    )
     content_weight: float = option(50.0, "weight of the content loss", min=0.0)
     style_weight: float = option(1e4, "weight of the style loss", min=0.0)
     tv_weight: float = option(1000.0, "weight of the total-variation loss (smoothness)", min=0.0)
@@ -75,8 +81,9 @@ class GatysConfig:
     style_scale: float = option(1.0, "style image size relative to the output", min=0.05, max=8.0)
     style_blend: list[float] | None = option(
         None,
-        "weights of several style images, one per style image (default: equal)",
+        "weights of several style images, one per style image",
         metavar="W",
+        default_text="equal",
     )
     preserve_color: str = option("none", "keep the content's colours (luminance: its colours; "
                                  "histogram: its colour statistics)",
@@ -86,12 +93,14 @@ class GatysConfig:
     backbone: str = option("auto", "feature network", choices=BACKBONE_CHOICES)
     weights: str | None = option(None, "local weights file for the backbone (instead of the "
                                  "cache)", metavar="PATH")  # fmt: skip
-    content_layers: list[str] | None = option(None, "content layers (default: backbone's)",
-                                              metavar="NAME")  # fmt: skip
+    content_layers: list[str] | None = option(
+        None, "content layers", metavar="NAME", default_text="the backbone's"
+    )
     style_layers: dict[str, float] | None = option(
         None,
-        "style layers and weights (default: backbone's); WEIGHT defaults to 1",
+        "style layers and their weights (WEIGHT: 1 when not given)",
         metavar="NAME[:WEIGHT]",
+        default_text="the backbone's",
     )
     seed: int = option(0, "random seed (bit-identical output on the CPU)", min=0, max=2**63 - 1)
     device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
@@ -214,54 +223,81 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     history: list[dict[str, float]] = []
     image = None
     step_count = 0
-    for scale_index, size in enumerate(sizes):
-        content_here = resize_long_side(content, size)
-        styles_here = [resize_long_side(s, max(16, round(size * config.style_scale)))
-                       for s in styles]  # fmt: skip
-        objective = Objective(backbone, network, content_here, styles_here, blend, config,
-                              content_layers, style_layers, mixed,
-                              channels_last=device.type == "cuda")  # fmt: skip
-        if image is None:
-            if config.init == "noise":
-                image = torch.rand(content_here.shape, generator=generator).to(device)
+    budget: _Budget | None = None
+
+    def so_far() -> StyleResult | None:
+        """The best image yet, at the output's size: what a stop keeps."""
+        best = budget.best_image if budget is not None else None
+        best = best if best is not None else image
+        if best is None:
+            return None
+        final = resize_long_side(content, sizes[-1]).cpu()
+        picture = F.interpolate(
+            best.detach().float().cpu(), size=final.shape[-2:], mode="bicubic", align_corners=False
+        ).clamp(0, 1)
+        picture = color.preserve_colors(picture, final, config.preserve_color).clamp(0, 1)
+        details = {"scale_sizes": sizes, "stopped_at_step": step_count, "steps": total_steps}
+        seconds = time.perf_counter() - started
+        return StyleResult(
+            picture,
+            method="gatys",
+            history=list(history),
+            details=details,
+            backbone=backbone.name,
+            device=str(device),
+            seconds=seconds,
+        )
+
+    with partial_kept_on_stop(so_far):
+        for scale_index, size in enumerate(sizes):
+            content_here = resize_long_side(content, size)
+            styles_here = [resize_long_side(s, max(16, round(size * config.style_scale)))
+                           for s in styles]  # fmt: skip
+            objective = Objective(backbone, network, content_here, styles_here, blend, config,
+                                  content_layers, style_layers, mixed,
+                                  channels_last=device.type == "cuda")  # fmt: skip
+            if image is None:
+                if config.init == "noise":
+                    image = torch.rand(content_here.shape, generator=generator).to(device)
+                else:
+                    image = content_here.clone()
             else:
-                image = content_here.clone()
-        else:
-            image = F.interpolate(image, size=content_here.shape[-2:], mode="bicubic",
-                                  align_corners=False).clamp(0, 1)  # fmt: skip
-        image = image.detach().contiguous().requires_grad_(True)
-        stage = f"scale {scale_index + 1}/{len(sizes)} ({size} px)"
-        report(progress, ProgressEvent(stage, step_count, total_steps, kind="stage"))
+                image = F.interpolate(image, size=content_here.shape[-2:], mode="bicubic",
+                                      align_corners=False).clamp(0, 1)  # fmt: skip
+            image = image.detach().contiguous().requires_grad_(True)
+            stage = f"scale {scale_index + 1}/{len(sizes)} ({size} px)"
+            report(progress, ProgressEvent(stage, step_count, total_steps, kind="stage"))
 
-        budget = _Budget(config.steps)
+            budget = _Budget(config.steps)
 
-        def evaluate(image=image, objective=objective, stage=stage, budget=budget):
-            """One loss evaluation (forward + backward); records and reports it."""
-            nonlocal step_count
-            budget.spend()
-            total, terms = objective(image)
-            total.backward()
-            budget.offer(total, image)
-            step_count += 1
-            values = {k: float(v.detach()) for k, v in terms.items()}
-            if not math.isfinite(values["total"]):
-                raise InputError(
-                    f"the loss is not a finite number at step {step_count} ({values['total']}): "
-                    "the weights are too large (--content-weight, --style-weight, --tv-weight)"
-                )
-            history.append(values)
-            preview = None
-            if config.save_every and step_count % config.save_every == 0:
-                preview = image.detach().float().clamp(0, 1).cpu().clone()
-            report(progress, ProgressEvent(stage, step_count, total_steps, values, preview))
-            return total
+            def evaluate(image=image, objective=objective, stage=stage, budget=budget):
+                """One loss evaluation (forward + backward); records and reports it."""
+                nonlocal step_count
+                budget.spend()
+                total, terms = objective(image)
+                total.backward()
+                budget.offer(total, image)
+                step_count += 1
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                if not math.isfinite(values["total"]):
+                    raise InputError(
+                        f"the loss is not a finite number at step {step_count} "
+                        f"({values['total']}): the weights are too large (--content-weight, "
+                        "--style-weight, --tv-weight)"
+                    )
+                history.append(values)
+                preview = None
+                if config.save_every and step_count % config.save_every == 0:
+                    preview = image.detach().float().clamp(0, 1).cpu().clone()
+                report(progress, ProgressEvent(stage, step_count, total_steps, values, preview))
+                return total
 
-        try:
-            _optimize(config, image, evaluate)
-        except _BudgetSpent:
-            pass
-        with torch.no_grad():
-            image.copy_(budget.best_image).clamp_(0, 1)
+            try:
+                _optimize(config, image, evaluate)
+            except _BudgetSpent:
+                pass
+            with torch.no_grad():
+                image.copy_(budget.best_image).clamp_(0, 1)
 
     result = image.detach().float().contiguous().cpu()
     result = color.preserve_colors(result, content.cpu(), config.preserve_color)
