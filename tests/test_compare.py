@@ -445,3 +445,21 @@ def test_shared_settings_name_what_every_result_ran_with():
     assert mixed["size"] == PER_RESULT and mixed["steps"] == 2  # fast has no steps
     assert mixed["backbone"] == PER_RESULT
     assert shared_settings([row(fast, backbone="", scorer="none")]) == {"size": None}
+
+
+def test_a_notice_is_said_once_per_comparison_not_once_per_setting(pics, monkeypatch):
+    from impasto import compare as comparing
+    from impasto import pipeline
+
+    said = []
+    real_prepare = pipeline.prepare
+
+    def prepare_with_a_notice(method, config, styles, *, progress=None, notify=None):
+        notify("Using efficientnet-lite0: VGG-19 weights unavailable")  # as each row would
+        return real_prepare(method, config, styles, progress=progress, notify=notify)
+
+    monkeypatch.setattr(pipeline, "prepare", prepare_with_a_notice)
+    settings = ["style_weight=1e3", "style_weight=1e4"]
+    shared = {"backbone": "tiny", "size": 40, "steps": 2}
+    comparing.compare(pics["content"], pics["style"], settings, shared, notify=said.append)
+    assert said == ["Using efficientnet-lite0: VGG-19 weights unavailable"]

@@ -292,11 +292,18 @@ def compare(
 
     content_image = as_image(content)
     style_image = as_image(style)
+    said: set[str] = set()  # a notice (e.g. a backbone fallback) is said once, not per setting
+
+    def notify_once(line: str) -> None:
+        if notify is not None and line not in said:
+            said.add(line)
+            notify(line)
+
     rows: list[ComparisonRow] = []
     networks: dict[str, Any] = {}  # loaded metric networks, by name
     for index, (label, method, options, config) in enumerate(plans):
         styles = [style_image] if _style_count(method) else []
-        prepared = prepare(method, config, styles, progress=events, notify=notify)
+        prepared = prepare(method, config, styles, progress=events, notify=notify_once)
         result = stylize_one(prepared, content_image, events)
         report = _score(
             result.image,
