@@ -3,6 +3,7 @@ small images, and turn a hang into a failure."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from PIL import Image
 
 import impasto
 from impasto.cli import main as cli
+from impasto.model_folder import MODELS_DIR
 
 ASSETS = Path(impasto.__file__).resolve().parent / "assets"
 
@@ -66,3 +68,22 @@ def small_photo(folder: Path) -> Path:
     path = folder / "photo.png"
     impasto.save_image(torch.nn.functional.interpolate(image, size=(48, 64)), path)
     return path
+
+
+def altered_model(folder: Path, config=None, metadata=None, weights=None, drop=()) -> Path:
+    """A copy of the shipped vangogh-bedroom model at ``folder``, with ``config.json`` or
+    ``metadata.json`` replaced by the given text, its weights passed through ``weights(state)``,
+    and the files named in ``drop`` removed."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(MODELS_DIR / "vangogh-bedroom", folder)
+    if config is not None:
+        (folder / "config.json").write_text(config)
+    if metadata is not None:
+        (folder / "metadata.json").write_text(metadata)
+    if weights is not None:
+        state = load_file(folder / "model.safetensors")
+        save_file(weights(state), folder / "model.safetensors")
+    for name in drop:
+        (folder / name).unlink()
+    return folder

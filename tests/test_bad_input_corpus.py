@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import struct
 import zlib
 from collections.abc import Callable
@@ -23,9 +22,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import no_hang
+from helpers import altered_model, no_hang
 from PIL import Image
-from safetensors.torch import load_file, save_file
 
 import impasto
 from impasto.cli import main as cli
@@ -133,18 +131,7 @@ class Kit:
         return folder
 
     def model(self, config=None, metadata=None, weights=None, drop=()) -> Path:
-        folder = self.inputs / "model"
-        shutil.copytree(MODELS_DIR / "vangogh-bedroom", folder)
-        if config is not None:
-            (folder / "config.json").write_text(config)
-        if metadata is not None:
-            (folder / "metadata.json").write_text(metadata)
-        if weights is not None:
-            state = load_file(folder / "model.safetensors")
-            save_file(weights(state), folder / "model.safetensors")
-        for name in drop:
-            (folder / name).unlink()
-        return folder
+        return altered_model(self.inputs / "model", config, metadata, weights, drop)
 
     def network(self, **change) -> str:
         config = json.loads((MODELS_DIR / "vangogh-bedroom" / "config.json").read_text())

@@ -19,15 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import altered_model, no_hang, small_photo
 from helpers import error_line as one_error_line
-from helpers import no_hang, small_photo
 from PIL import Image
-from safetensors.torch import load_file, save_file
 
 import impasto
 from impasto.cli import main as cli
 from impasto.methods.registry import METHODS
-from impasto.model_folder import MODELS_DIR
 from impasto.provenance import read_record
 
 ASSETS = Path(impasto.__file__).resolve().parent / "assets"
@@ -144,16 +142,7 @@ def test_style_blend_weights_with_an_infinite_sum_are_refused(capsys, tmp_path, 
 
 
 def broken_model(tmp_path: Path, config=None, metadata=None, weights=None) -> Path:
-    folder = tmp_path / "model"
-    shutil.copytree(MODELS_DIR / "vangogh-bedroom", folder)
-    if config is not None:
-        (folder / "config.json").write_text(config)
-    if metadata is not None:
-        (folder / "metadata.json").write_text(metadata)
-    if weights is not None:
-        state = load_file(folder / "model.safetensors")
-        save_file(weights(state), folder / "model.safetensors")
-    return folder
+    return altered_model(tmp_path / "model", config, metadata, weights)
 
 
 def network_config(**network) -> str:
