@@ -241,12 +241,7 @@ def _run_group(
         keep_partial(stop, prepared, group)
         raise
     for (job, image), picture in zip(group, output.image, strict=True):
-        alpha = image.alpha
-        if alpha is not None:
-            alpha = resize_to(alpha, *picture.shape[-2:])
-        content = provenance.describe_file(job.source)
-        record = recipe_of(prepared).record(content, picture.shape[-1], picture.shape[-2])
-        write_image(picture[None], job.target, alpha=alpha, metadata=record)
+        record = write_result(recipe_of(prepared), job, image, picture[None], job.target)
         if save_settings:
             provenance.write_sidecar(job.target, record)
         job.image = None
@@ -254,6 +249,27 @@ def _run_group(
         result.sizes.append((int(picture.shape[-1]), int(picture.shape[-2])))
         done = len(result.written) + len(result.skipped)
         report(progress, ProgressEvent("written", done, total, kind="item", item=str(job.target)))
+
+
+def write_result(
+    recipe: provenance.Recipe,
+    job: Job,
+    image: LoadedImage | None,
+    picture: torch.Tensor,
+    path: Path,
+    *,
+    step: int | None = None,
+) -> dict:
+    """Write ``picture`` (1, 3, H, W), made from ``job``'s input, to ``path`` atomically: with
+    that input's alpha (``image``, resized to the picture) and its provenance record (``step``:
+    of a preview or a stopped run). Returns the record. For results, previews and partials."""
+    alpha = image.alpha if image is not None else None
+    if alpha is not None:
+        alpha = resize_to(alpha, *picture.shape[-2:])
+    content = provenance.describe_file(job.source)
+    record = recipe.record(content, picture.shape[-1], picture.shape[-2], step=step)
+    write_image(picture, path, alpha=alpha, metadata=record)
+    return record
 
 
 def partial_path(target: Path) -> Path:
@@ -270,17 +286,10 @@ def keep_partial(stop: BaseException, prepared: Prepared, group: list) -> None:
     if partial is None or len(group) != 1:
         return
     job, image = group[0]
+    step = partial.details.get("stopped_at_step")
+    path = partial_path(job.target)
     try:
-        picture = partial.image
-        alpha = image.alpha
-        if alpha is not None:
-            alpha = resize_to(alpha, *picture.shape[-2:])
-        step = partial.details.get("stopped_at_step")
-        record = recipe_of(prepared).record(
-            provenance.describe_file(job.source), picture.shape[-1], picture.shape[-2], step=step
-        )
-        path = partial_path(job.target)
-        write_image(picture, path, alpha=alpha, metadata=record)
+        write_result(recipe_of(prepared), job, image, partial.image, path, step=step)
     except Exception:  # noqa: BLE001 - the stop matters more than its keepsake
         return
     stop.kept = path

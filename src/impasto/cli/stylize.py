@@ -201,27 +201,21 @@ class PreviewSaver:
         self.recipe: Recipe | None = None
 
     def __call__(self, event: ProgressEvent) -> None:
-        from .. import images, provenance
+        from .. import batch, images
 
         if event.kind == "step" and not event.losses and event.image is None:
             return None  # a one-pass method's step (fast): a bar would show nothing more
         if event.kind == "stage" and event.item in self.jobs:
             self.job = self.jobs[event.item]
-        if event.image is not None:
+        if event.image is not None:  # previews come during the run: recipe is set by then
             out = self.job.target
             path = images.check_output_path(
                 out.with_name(f"{out.stem}.step{event.step:04d}{out.suffix}"),
                 inputs=self.protected,
             )
-            alpha = self.job.image.alpha if self.job.image is not None else None
-            if alpha is not None:
-                alpha = images.resize_to(alpha, *event.image.shape[-2:])
-            record = None
-            if self.recipe is not None:
-                height, width = event.image.shape[-2:]
-                content = provenance.describe_file(self.job.source)
-                record = self.recipe.record(content, width, height, step=event.step)
-            images.save_image(event.image, path, alpha=alpha, metadata=record)
+            batch.write_result(
+                self.recipe, self.job, self.job.image, event.image, path, step=event.step
+            )
         return self.view(event)
 
 
