@@ -339,7 +339,7 @@ def train_model(
     from .files import check_writable, sha256_of
     from .model_folder import check_destination
     from .photos import PhotoSet
-    from .training import CHECKPOINT, read_checkpoint, refuse_to_overwrite
+    from .training import CHECKPOINT, check_resumable
 
     if not entry(kind).trains:
         raise InputError(f"method '{kind}' does not train")
@@ -350,12 +350,7 @@ def train_model(
     # Before anything slow: a read-only or full disk, or a file in the way, is found now.
     target = check_destination(Path(folder).expanduser())
     check_writable(target / CHECKPOINT, parents=True)  # training/ may be read-only itself
-    if (target / CHECKPOINT).exists() and not resume:  # found without loading it
-        refuse_to_overwrite(target)
-    if resume and not (target / CHECKPOINT).is_file():
-        raise InputError(f"nothing to resume: {target / CHECKPOINT} does not exist")
-    if resume:
-        read_checkpoint(target)  # a malformed checkpoint is found before any photo is read
+    check_resumable(target, resume)  # before any photo is read
     info: dict[str, Any] = {"data_note": data_note}
     style_rgb = None
     if "style" in method_object.training_inputs:

@@ -128,6 +128,22 @@ def refuse_to_overwrite(folder: Path, step: int | None = None) -> None:
     )
 
 
+def check_resumable(folder: Path, resume: bool) -> None:
+    """The checks of ``checkpoint_to_resume`` that need no run fingerprint, for before any slow
+    work: without ``resume`` a checkpoint in ``folder`` is an error (found without loading it);
+    with it, one must be there and well-formed."""
+    if not resume:
+        if (folder / CHECKPOINT).exists():
+            refuse_to_overwrite(folder)
+        return
+    if read_checkpoint(folder) is None:
+        raise _nothing_to_resume(folder)
+
+
+def _nothing_to_resume(folder: Path) -> InputError:
+    return InputError(f"nothing to resume: {folder / CHECKPOINT} does not exist")
+
+
 def checkpoint_to_resume(folder: Path, run: dict[str, Any], resume: bool) -> dict | None:
     """The checkpoint to continue from (None: start afresh), after the checks that keep runs
     from being overwritten or mixed: without ``resume`` an existing checkpoint is an error;
@@ -137,7 +153,7 @@ def checkpoint_to_resume(folder: Path, run: dict[str, Any], resume: bool) -> dic
     if checkpoint is not None and not resume:
         refuse_to_overwrite(folder, step=int(checkpoint["step"]))
     if resume and checkpoint is None:
-        raise InputError(f"nothing to resume: {folder / CHECKPOINT} does not exist")
+        raise _nothing_to_resume(folder)
     if checkpoint is not None:
         saved = json.loads(checkpoint["fingerprint"])
         if saved != json.loads(json.dumps(run)):
