@@ -27,7 +27,7 @@ from .errors import InputError, WeightsError
 from .images import LoadedImage, load_image, pixel_cap, resize_to
 from .images.encode import from_pil
 from .methods.base import Prepared, StyleResult
-from .methods.registry import entry, load_method
+from .methods.registry import entry, load_method, load_trainer
 from .progress import ProgressCallback, ProgressEvent, report
 
 if TYPE_CHECKING:
@@ -324,61 +324,54 @@ def train_model(
     *,
     style: str | os.PathLike | None = None,
     data: str | os.PathLike | None = None,
+    styles: str | os.PathLike | None = None,
     resume: bool = False,
     data_note: str | None = None,
+    styles_note: str | None = None,
     max_pixels: int | None = None,
     progress: ProgressCallback | None = None,
     notify: Notify | None = None,
 ):
-    """Train a model of method ``kind`` (a row that trains) into ``folder``: reads the style
-    image (its file's sha256 goes into the metadata) and the photos under ``data`` (``item``
-    events while reading), resolves and fetches the loss network, then runs the method's
-    training (``step`` events; a cancel saves a checkpoint). ``config``: the method's
+    """Train a model of the training kind ``kind`` (impasto.methods.registry.TRAINING_KINDS:
+    ``fast``, ``decoder``) into ``folder``: reads the style image (its file's sha256 goes into
+    the metadata), the photos under ``data`` and the style images under ``styles`` (``item``
+    events while reading), resolves and fetches the loss network or encoder, then runs the
+    kind's training (``step`` events; a cancel saves a checkpoint). ``config``: the kind's
     ``train_config_class``, checked here."""
     from .devices import resolve_device
     from .files import check_writable, sha256_of
     from .model_folder import check_destination
-    from .photos import PhotoSet
     from .training import CHECKPOINT, check_resumable
 
-    if not entry(kind).trains:
-        raise InputError(f"method '{kind}' does not train")
-    method_object = load_method(kind)
+    trainer = load_trainer(kind)
     validate_config(config)  # cheap checks first: nothing is read before these are right
     if hasattr(config, "device"):
         resolve_device(config.device)
+    given = {"style": style, "data": data, "styles": styles}
+    required = getattr(trainer, "required_inputs", trainer.training_inputs)
+    for name in required:
+        if given[name] is None:
+            raise InputError(f"training '{kind}' needs {_TRAINING_INPUTS[name]}")
     # Before anything slow: a read-only or full disk, or a file in the way, is found now.
     target = check_destination(Path(folder).expanduser())
     check_writable(target / CHECKPOINT, parents=True)  # training/ may be read-only itself
     check_resumable(target, resume)  # before any photo is read
-    info: dict[str, Any] = {"data_note": data_note}
-    style_rgb = None
-    if "style" in method_object.training_inputs:
-        if style is None:
-            raise InputError(f"training '{kind}' needs a style image (--style)")
+    info: dict[str, Any] = {"data_note": data_note, "styles_note": styles_note}
+    inputs: dict[str, Any] = {}
+    if "style" in trainer.training_inputs:
         style_path = Path(style).expanduser()
         loaded = load_image(style_path, max_pixels=max_pixels)
-        style_rgb = loaded.rgb
+        inputs["style"] = loaded.rgb
         info["style"] = {
             "file": style_path.name,
             "sha256": sha256_of(style_path),
-            "width": int(style_rgb.shape[-1]),
-            "height": int(style_rgb.shape[-2]),
+            "width": int(loaded.rgb.shape[-1]),
+            "height": int(loaded.rgb.shape[-2]),
         }
-    photos = None
-    if "data" in method_object.training_inputs:
-        if data is None:
-            raise InputError(f"training '{kind}' needs a folder of photos (--data)")
-
-        def reading(done: int, total: int) -> None:
-            report(progress, ProgressEvent("reading training photos", done, total, kind="item"))
-
-        photos = PhotoSet.load(data, config.size, max_pixels=max_pixels, on_photo=reading)
-        if photos.skipped and notify is not None:
-            notify(
-                f"skipped {len(photos.skipped)} unreadable or too large file(s) of "
-                f"{len(photos.skipped) + len(photos.photos)} (first: {photos.skipped[0]})"
-            )
+    for name in ("data", "styles"):
+        if name in trainer.training_inputs:
+            inputs[name] = _training_images(given[name], name, config.size, max_pixels,
+                                            progress, notify)  # fmt: skip
     backbone = None  # the loss network, resolved, fetched and loaded as ``prepare`` does
     if hasattr(config, "backbone"):
         config.backbone = resolve_backbone(
@@ -386,14 +379,41 @@ def train_model(
         )  # training takes no --weights
         report(progress, ProgressEvent(f"loading {config.backbone}", 0, 0, kind="stage"))
         backbone = load_backbone(config.backbone, notify=notify)
-    return method_object.train(
+    return trainer.train(
         config,
-        style=style_rgb,
-        data=photos,
         folder=target,
         resume=resume,
         backbone=backbone,
         info=info,
         progress=progress,
         notify=notify,
+        **inputs,
     )
+
+
+_TRAINING_INPUTS = {
+    "style": "a style image (--style)",
+    "data": "a folder of photos (--data)",
+    "styles": "a folder of style images (--styles)",
+}
+
+
+def _training_images(folder, name: str, size: int, max_pixels: int | None,
+                     progress: ProgressCallback | None, notify: Notify | None):  # fmt: skip
+    """The images under ``folder`` as a PhotoSet at short side ``size`` (None: no folder)."""
+    from .photos import PhotoSet
+
+    if folder is None:
+        return None
+    what = "training photos" if name == "data" else "style images"
+
+    def reading(done: int, total: int) -> None:
+        report(progress, ProgressEvent(f"reading {what}", done, total, kind="item"))
+
+    images = PhotoSet.load(folder, size, max_pixels=max_pixels, on_photo=reading)
+    if images.skipped and notify is not None:
+        notify(
+            f"skipped {len(images.skipped)} unreadable or too large file(s) of "
+            f"{len(images.skipped) + len(images.photos)} {what} (first: {images.skipped[0]})"
+        )
+    return images

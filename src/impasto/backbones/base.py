@@ -21,6 +21,8 @@ class LayerDefaults:
     content_layers: tuple[str, ...]
     style_layers: Mapping[str, float]
     notes: str = field(default="", compare=False)
+    adain_layer: str = ""  # the layer AdaIN transforms (and its decoder inverts)
+    wct_layers: tuple[str, ...] = ()  # WCT's levels, coarse to fine
 
 
 class Backbone(nn.Module):

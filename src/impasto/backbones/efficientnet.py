@@ -63,6 +63,9 @@ LITE0_DEFAULTS = LayerDefaults(
         "ratio 0.43 vs 0.6 at similar SSIM) and as well as the expansion activations at lower "
         "cost; content at block5_expand (stride 8, 240 channels) is the analogue of relu4_2."
     ),
+    # The arbitrary-style methods' layers: docs/decoders.md has the evidence.
+    adain_layer="block5_expand",
+    wct_layers=("block5_expand", "block3_expand", "stem"),
 )
 
 
@@ -70,6 +73,8 @@ class SameConv2d(nn.Conv2d):
     """Conv2d with TensorFlow 'SAME' padding: output size ceil(input / stride)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_exporting():
+            return self._exportable(x)
         pad = []
         for size, kernel, stride in zip(
             reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride), strict=True
@@ -78,6 +83,22 @@ class SameConv2d(nn.Conv2d):
             pad += [total // 2, total - total // 2]
         if any(pad):
             x = F.pad(x, pad)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def _exportable(self, x: torch.Tensor) -> torch.Tensor:
+        """The same values without a branch on the input's size, for graphs with dynamic sizes
+        (a branch per strided layer made the exporter's shape solver take minutes). Odd
+        kernels, stride 1 or 2: pad (k-1)/2 before and (k-1)/2 + 1 after, then drop the first
+        padded row (column) when the side is even; the extra one after is never read."""
+        if any(k % 2 == 0 for k in self.kernel_size) or any(s > 2 for s in self.stride):
+            raise ValueError("exportable SAME padding needs odd kernels and strides of 1 or 2")
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        ph, pw = (kh - 1) // 2, (kw - 1) // 2
+        x = F.pad(x, [pw, pw + (sw - 1), ph, ph + (sh - 1)])
+        if sh == 2:
+            x = x[:, :, (x.shape[-2] - 2 * ph) % 2 :, :]  # the original height is x's minus 2ph+1
+        if sw == 2:
+            x = x[:, :, :, (x.shape[-1] - 2 * pw) % 2 :]
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 

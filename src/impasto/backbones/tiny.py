@@ -15,6 +15,8 @@ DEFAULTS = LayerDefaults(
     content_layers=("relu3_1",),
     style_layers={"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0},
     notes="Random weights: for tests, not for art.",
+    adain_layer="relu3_1",
+    wct_layers=("relu3_1", "relu2_1", "relu1_1"),
 )
 
 

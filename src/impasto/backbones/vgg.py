@@ -24,6 +24,8 @@ DEFAULTS = LayerDefaults(
     # normalised by the target Gram's energy (see losses.py), equal weights stay balanced.
     style_layers={"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0},
     notes="Gatys et al. 2016: content relu4_2, style relu1_1..relu5_1.",
+    adain_layer="relu4_1",  # Huang & Belongie 2017
+    wct_layers=("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"),  # Li et al. 2017
 )
 
 

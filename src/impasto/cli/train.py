@@ -1,6 +1,7 @@
-"""``impasto train KIND``: train a model for a method of the table that trains (``fast`` today).
+"""``impasto train KIND``: train a model for the methods of the table (``fast``: a network per
+style; ``decoder``: the decoders of adain and wct).
 
-Flags: the method's training config fields, plus its inputs (--style, --data). The first
+Flags: the kind's training config fields, plus its inputs (--style, --data, --styles). The first
 Ctrl-C or SIGTERM finishes the step, saves a checkpoint and exits (130 or 143); a second one
 stops at once. The same command with --resume continues bit for bit.
 """
@@ -12,14 +13,15 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import Cancelled
-from ..methods.registry import entry, load_method, missing_requirement, training_kinds
+from ..errors import Cancelled, InputError
+from ..methods.registry import TRAINING_KINDS, load_trainer, training_kinds
 from .args import Parser, add_config_flags, given_options, positive_int
 from .terminal import ProgressView, Terminal
 
 INPUT_FLAGS = {
     "style": ("--style", "STYLE", "the style image"),
     "data": ("--data", "DIR", "folder of training photos (searched recursively)"),
+    "styles": ("--styles", "DIR", "folder of style images (searched recursively; AdaIN)"),
 }
 
 
@@ -27,30 +29,36 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
     kinds_text = ", ".join(training_kinds())
     train = commands.add_parser(
         "train",
-        help=f"train a model for a method ({kinds_text})",
-        description="Train a model once, then stylise in one pass with "
-        f"`impasto stylize --method KIND --model MODEL_DIR`. KIND: {kinds_text}.",
+        help=f"train a model ({kinds_text})",
+        description="Train a model once, then stylise in one pass with it: "
+        "`impasto stylize --method fast --model MODEL_DIR`, or "
+        "`impasto stylize --method adain|wct --decoder MODEL_DIR`. KIND: "
+        f"{kinds_text}.",
     )
     if not selected:
         return
     kinds = train.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=Parser)
     for kind in training_kinds():
+        summary = TRAINING_KINDS[kind].summary
         parser = kinds.add_parser(
             kind,
-            help=entry(kind).summary,
-            description=f"Train a model for --method {kind} ({entry(kind).summary}). "
-            "Checkpoints go to MODEL_DIR/training/ every --checkpoint-every steps; Ctrl-C "
-            "saves one and stops; --resume continues bit for bit.",
+            help=summary,
+            description=f"Train {summary}. Checkpoints go to MODEL_DIR/training/ every "
+            "--checkpoint-every steps; Ctrl-C saves one and stops; --resume continues bit for "
+            "bit.",
         )
         parser.set_defaults(handler=run)
-        if missing_requirement(kind) is not None:
+        try:
+            trainer = load_trainer(kind)
+        except InputError:  # its methods' extra is missing
             if kind in argv:
-                load_method(kind)  # one line saying what to install (main shows it)
+                raise  # one line saying what to install (main shows it)
             continue
-        method = load_method(kind)
-        for name in method.training_inputs:
+        required = getattr(trainer, "required_inputs", trainer.training_inputs)
+        for name in trainer.training_inputs:
             flag, metavar, help_text = INPUT_FLAGS[name]
-            parser.add_argument(flag, dest=name, required=True, metavar=metavar, help=help_text)
+            parser.add_argument(flag, dest=name, required=name in required, metavar=metavar,
+                                help=help_text)  # fmt: skip
         parser.add_argument(
             "-o", "--output", required=True, metavar="MODEL_DIR", help="model folder to write"
         )
@@ -60,6 +68,13 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
             metavar="TEXT",
             help="where the photos come from and on what terms (kept in the model's metadata)",
         )
+        if "styles" in trainer.training_inputs:
+            parser.add_argument(
+                "--styles-note",
+                dest="styles_note",
+                metavar="TEXT",
+                help="where the style images come from and on what terms (kept in the metadata)",
+            )
         parser.add_argument(
             "--resume", action="store_true", help="continue the interrupted run in MODEL_DIR"
         )
@@ -71,14 +86,14 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
             help="skip training photos with more pixels than this",
         )
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
-        add_config_flags(parser.add_argument_group("training options"), method.train_config_class)
+        add_config_flags(parser.add_argument_group("training options"), trainer.train_config_class)
 
 
 def run(args: argparse.Namespace, terminal: Terminal) -> int:
     from .. import pipeline
     from ..training import CHECKPOINT, StopOnSignals
 
-    config_class = load_method(args.kind).train_config_class
+    config_class = load_trainer(args.kind).train_config_class
     config = config_class(**given_options(args, config_class))  # checked by train_model
     folder = Path(args.output).expanduser()
     with (
@@ -92,6 +107,8 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
                 folder,
                 style=getattr(args, "style", None),
                 data=getattr(args, "data", None),
+                styles=getattr(args, "styles", None),
+                styles_note=getattr(args, "styles_note", None),
                 resume=args.resume,
                 data_note=args.data_note,
                 max_pixels=args.max_pixels,

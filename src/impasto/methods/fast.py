@@ -492,3 +492,4 @@ class FastRunner(Prepared):
 
 
 METHOD = FastMethod()
+TRAINER = METHOD  # the training kind `fast` (impasto.methods.registry.TRAINING_KINDS)

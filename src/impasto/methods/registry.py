@@ -55,6 +55,20 @@ METHODS: dict[str, MethodEntry] = {
             exports=True,
         ),
         MethodEntry(
+            "adain",
+            "adain",
+            "any painting in one pass (AdaIN, Huang & Belongie 2017): a fraction of a second",
+            takes_styles=True,
+            exports=True,
+        ),
+        MethodEntry(
+            "wct",
+            "wct",
+            "any painting in one pass, coarse to fine (WCT, Li et al. 2017): bolder than adain",
+            takes_styles=True,
+            exports=True,
+        ),
+        MethodEntry(
             "color",
             "color",
             "colour only: the photo keeps every detail and takes the painting's palette",
@@ -101,9 +115,47 @@ def load_method(name: str):
     return importlib.import_module(f"{__package__}.{row.module}").METHOD
 
 
+@dataclass(frozen=True)
+class TrainingKind:
+    """One kind of ``impasto train KIND``: what it trains and where its trainer lives (an
+    object ``TRAINER`` with ``train_config_class``, ``training_inputs``, ``required_inputs``
+    and ``train``)."""
+
+    name: str
+    module: str  # under impasto/, defines TRAINER
+    summary: str
+    methods: tuple[str, ...]  # the methods whose models it makes
+
+
+TRAINING_KINDS: dict[str, TrainingKind] = {
+    kind.name: kind
+    for kind in (
+        *(TrainingKind(name, f"methods.{row.module}", row.summary, (name,))
+          for name, row in METHODS.items() if row.trains),
+        TrainingKind("decoder", "decoder_training",
+                     "the decoders of adain and wct, for a backbone", ("adain", "wct")),
+    )
+}  # fmt: skip
+
+
 def training_kinds() -> tuple[str, ...]:
-    """The kinds of ``impasto train KIND``: methods that train."""
-    return tuple(name for name, row in METHODS.items() if row.trains)
+    """The kinds of ``impasto train KIND``."""
+    return tuple(TRAINING_KINDS)
+
+
+def load_trainer(kind: str):
+    """The ``TRAINER`` of a training kind; InputError when unknown or its methods' extra is
+    missing."""
+    if kind not in TRAINING_KINDS:
+        raise InputError(f"unknown training kind '{kind}'; choose from: "
+                         f"{', '.join(TRAINING_KINDS)}")  # fmt: skip
+    row = TRAINING_KINDS[kind]
+    for method in row.methods:
+        problem = missing_requirement(method)
+        if problem is not None:
+            raise InputError(f"training '{kind}' {problem}")
+    package = __package__.rsplit(".", 1)[0]
+    return importlib.import_module(f"{package}.{row.module}").TRAINER
 
 
 def exporting_methods() -> tuple[str, ...]:

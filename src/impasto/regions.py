@@ -1,0 +1,78 @@
+"""Masks that give each style its region, and feature statistics over a region: shared by the
+methods that transform features (AdaIN, WCT) for spatial control (Huang & Belongie 2017, fig.
+7; Li et al. 2017, section 4).
+
+A mask is a (1, 1, H, W) float tensor in [0, 1] (white: the style's region). At a feature
+layer, masks are averaged down to the feature map's size (area), so a region's edge blends
+over one feature pixel. Where masks overlap, their weights are divided by their sum; where no
+mask covers a pixel, the content's own features stay (the photo shows through).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+
+MIN_REGION = 1e-3  # a region covering less than this share of the picture has no statistics
+
+
+def masks_at(masks: Sequence[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    """(K, 1, h, w): each (1, 1, H, W) mask averaged (area) to ``size`` = (h, w)."""
+    resized = [F.interpolate(mask.float(), size=size, mode="area") for mask in masks]
+    return torch.cat(resized).clamp(0, 1)
+
+
+def region_weights(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weights, uncovered): weights (K, 1, h, w) that sum to 1 where any mask covers a pixel,
+    and (1, 1, h, w) the share of each pixel that no mask covers (1 - max coverage)."""
+    coverage = masks.sum(dim=0, keepdim=True)
+    weights = torch.where(coverage > 0, masks / coverage.clamp_min(1e-12), masks)
+    uncovered = 1 - masks.amax(dim=0, keepdim=True)
+    return weights * (1 - uncovered), uncovered
+
+
+def weighted_mean_std(
+    features: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation of (B, C, H, W) features over H and W, each
+    position counted with ``weight`` (1, 1, H, W) (None: all alike) -> (B, C, 1, 1) twice."""
+    if weight is None:
+        std, mean = torch.std_mean(features, dim=(2, 3), keepdim=True, correction=0)
+        return mean, (std.square() + eps).sqrt()
+    total = weight.sum().clamp_min(1e-12)
+    mean = (features * weight).sum(dim=(2, 3), keepdim=True) / total
+    variance = ((features - mean).square() * weight).sum(dim=(2, 3), keepdim=True) / total
+    return mean, (variance + eps).sqrt()
+
+
+def weighted_mean_covariance(
+    features: torch.Tensor, weight: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, 1) mean and (C, C) covariance of one image's (1, C, H, W) features in float64,
+    positions weighted by ``weight`` (1, 1, H, W) (None: all alike)."""
+    flat = features[0].reshape(features.shape[1], -1).double()
+    if weight is None:
+        mean = flat.mean(dim=1, keepdim=True)
+        centred = flat - mean
+        return mean, centred @ centred.T / max(1, flat.shape[1] - 1)
+    w = weight.reshape(1, -1).double()
+    total = w.sum().clamp_min(1e-12)
+    mean = (flat * w).sum(dim=1, keepdim=True) / total
+    centred = flat - mean
+    return mean, (centred * w) @ centred.T / total
+
+
+def check_masks(masks: Sequence[torch.Tensor], style_count: int) -> None:
+    """InputError unless there is one mask per style image and each covers some of the picture."""
+    if len(masks) != style_count:
+        raise InputError(
+            f"--mask: {len(masks)} mask(s) for {style_count} style image(s); give one mask per "
+            "style image, in the same order"
+        )
+    for index, mask in enumerate(masks, start=1):
+        if float(mask.float().mean()) < MIN_REGION:
+            raise InputError(f"--mask {index} is (nearly) black: it gives its style no region")
