@@ -5,19 +5,25 @@ Runs use the random ``tiny`` backbone at 40 px with two steps.
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
 import pytest
 import torch
+from helpers import error_line, run_cli, write_image
 from PIL import Image
 
 from impasto.cli import main as cli
 from impasto.compare import (
     PER_RESULT,
+    ComparisonResult,
     ComparisonRow,
     compare,
+    compare_pairs,
     contact_sheet,
+    pair_result_names,
+    pairs_sheet,
     parse_setting,
     parse_settings,
     result_names,
@@ -27,7 +33,7 @@ from impasto.compare import (
 )
 from impasto.errors import InputError
 from impasto.images import load_image, sheet_size
-from impasto.images.sheet import LINE_HEIGHT, PADDING, grid_columns
+from impasto.images.sheet import LABEL_LINES, LINE_HEIGHT, PADDING, draw_rows, grid_columns
 
 FAST = {"backbone": "tiny", "size": 40, "steps": 2}
 
@@ -265,6 +271,7 @@ def test_cli_compare_checks_the_results_folder_before_the_work(
         raise AssertionError("the work started before the results folder was checked")
 
     monkeypatch.setattr("impasto.compare.compare", forbidden)
+    monkeypatch.setattr("impasto.compare.compare_pairs", forbidden)
     if make:
         (tmp_path / make).write_text("a file in the way")
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -287,8 +294,8 @@ def test_parse_a_fast_setting():
         parse_setting("method=fast")
     with pytest.raises(InputError, match="unknown option 'style_weight'"):
         parse_setting("method=fast,model=m,style_weight=3")
-    with pytest.raises(InputError, match="unknown method 'wct'"):
-        parse_setting("method=wct")
+    with pytest.raises(InputError, match="unknown method 'nosuch'"):
+        parse_setting("method=nosuch")
     with pytest.raises(InputError, match="unknown option 'model'"):
         parse_setting("model=m")  # model= belongs to method=fast
 
@@ -463,3 +470,208 @@ def test_a_notice_is_said_once_per_comparison_not_once_per_setting(pics, monkeyp
     shared = {"backbone": "tiny", "size": 40, "steps": 2}
     comparing.compare(pics["content"], pics["style"], settings, shared, notify=said.append)
     assert said == ["Using efficientnet-lite0: VGG-19 weights unavailable"]
+
+
+# --------------------------------------------------------------------------- several pairs
+
+
+def tinted(path, low, high, size=(50, 40), seed=0):
+    """A noisy image at ``path`` whose values all lie in [low, high] (0-255)."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(low, high + 1, (size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_compare_pairs_runs_every_setting_on_each_pair_and_counts_over_all(tmp_path, monkeypatch):
+    from impasto import pipeline
+
+    first = (write_image(tmp_path / "c1.png", 1, (50, 40)), write_image(tmp_path / "s1.png", 2))
+    second = (write_image(tmp_path / "c2.png", 3, (36, 48)), write_image(tmp_path / "s2.png", 4))
+    said, seen = [], []
+    real_prepare = pipeline.prepare
+
+    def prepare_with_a_notice(method, config, styles, *, progress=None, notify=None):
+        notify("Using efficientnet-lite0: VGG-19 weights unavailable")  # as each run would
+        return real_prepare(method, config, styles, progress=progress, notify=notify)
+
+    monkeypatch.setattr(pipeline, "prepare", prepare_with_a_notice)
+    settings = ["method=color", "style_weight=1e3"]
+    results = compare_pairs(
+        [first, second],
+        settings,
+        FAST,
+        progress=lambda index, total, row: seen.append((index, total, row.content_name, row.label)),
+        metrics_backbone="tiny",
+        notify=said.append,
+    )
+    assert said == ["Using efficientnet-lite0: VGG-19 weights unavailable"]
+    c1, c2 = str(first[0]), str(second[0])
+    assert seen == [
+        (0, 4, c1, "method=color"),
+        (1, 4, c1, "style_weight=1e3"),
+        (2, 4, c2, "method=color"),
+        (3, 4, c2, "style_weight=1e3"),
+    ]
+    assert [(r.content_name, r.style_name) for r in results] == [
+        (c1, str(first[1])),
+        (c2, str(second[1])),
+    ]
+    assert all([row.label for row in result.rows] == settings for result in results)
+    assert tuple(results[0].rows[1].image.shape) == (1, 3, 32, 40)  # each pair at its own shape
+    assert tuple(results[1].rows[1].image.shape) == (1, 3, 40, 30)
+    # Each pair ran with its own style: the same as comparing that pair alone.
+    (alone,) = compare(*second, ["method=color"], FAST, metrics_backbone="tiny").rows
+    assert torch.equal(results[1].rows[0].image, alone.image)
+    assert results[1].rows[0].to_dict()["content"] == c2
+
+
+def test_compare_pairs_refuses_what_is_not_a_list_of_pairs(pics):
+    pair = (pics["content"], pics["style"])
+    for bad, words in [([], "no pair"), ([pair, (pics["content"],)], "pair 2"), (pair, "pair 1")]:
+        with pytest.raises(InputError, match=words):
+            compare_pairs(bad, ["method=color"])
+
+
+def solid(color, size=8):
+    return torch.tensor(color, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, size, size)
+
+
+def test_pairs_sheet_has_a_row_per_pair_under_a_header_per_column():
+    colors = [  # per pair: content, style, two results
+        [(1, 0, 0), (0, 0, 1), (0, 1, 0), (1, 1, 0)],
+        [(0, 1, 1), (1, 0, 1), (0, 0, 0), (1, 1, 1)],
+    ]
+    results = []
+    for number, pair in enumerate(colors, start=1):
+        rows = [
+            ComparisonRow(label, {}, 0.1, {"ssim": 0.5}, solid(color))
+            for label, color in zip(["s=1", "s=2"], pair[2:], strict=True)
+        ]
+        results.append(
+            ComparisonResult(rows, solid(pair[0]), solid(pair[1]), f"c{number}.png", "s.png")
+        )
+    cell = 64
+    sheet = pairs_sheet(results, cell=cell, title=[])
+    # Worked out by hand from the layout: one header line, 4 columns, 2 rows of blocks.
+    header = LINE_HEIGHT + PADDING
+    block = cell + LABEL_LINES * LINE_HEIGHT + 2 * PADDING
+    width = 4 * (cell + PADDING) + PADDING
+    assert tuple(sheet.shape) == (1, 3, header + 2 * block + PADDING, width)
+    for row, pair in enumerate(colors):
+        for column, color in enumerate(pair):
+            left = PADDING + column * (cell + PADDING)
+            top = header + PADDING + row * block
+            centre = sheet[0, :, top + cell // 2, left + cell // 2]
+            assert torch.allclose(centre, torch.tensor(color, dtype=torch.float32), atol=2 / 255)
+    for column in range(4):  # a header over every column
+        left = PADDING + column * (cell + PADDING)
+        band = sheet[0, :, PADDING : PADDING + LINE_HEIGHT, left : left + cell]
+        assert bool((band < 0.5).all(dim=0).any()), f"no header over column {column}"
+    # One pair keeps the one-pair grid; pairs that ran different settings have no common columns.
+    alone = pairs_sheet(results[:1], cell=cell)
+    assert torch.equal(
+        alone, contact_sheet(results[0].content, results[0].style, results[0].rows, cell=cell)
+    )
+    results[1].rows[1].label = "s=3"
+    with pytest.raises(ValueError, match="same settings"):
+        pairs_sheet(results, cell=cell)
+    with pytest.raises(ValueError, match="as many cells"):
+        draw_rows([[(solid((1, 0, 0)), ["a"])], []], cell=cell)
+
+
+def test_pair_result_names_start_with_each_pair_s_stems_and_never_collide():
+    labels = ["method=color", "style_weight=1e3"]
+    assert pair_result_names([("a/photo.jpg", "b/ink.png")], labels) == [
+        "01-method=color.png",  # one pair: as before
+        "02-style_weight=1e3.png",
+    ]
+    pairs = [("a/photo.jpg", "a/ink.png"), ("b/Photo.jpg", "b/INK.png"), ("", ""), ("x y.png", "z")]
+    assert pair_result_names(pairs, labels[:1], ".jpg") == [
+        "photo-ink-01-method=color.jpg",
+        "Photo-INK-2-01-method=color.jpg",  # the same name but for case: some disks ignore case
+        "content-style-01-method=color.jpg",  # images made in memory
+        "x_y-z-01-method=color.jpg",
+    ]
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_cli_compare_refuses_an_odd_number_of_images(tmp_path, capsys, monkeypatch, count):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the work started with an image that has no partner")
+
+    monkeypatch.setattr("impasto.compare.compare_pairs", forbidden)
+    images = [write_image(tmp_path / f"in{i}.png", i) for i in range(count)]
+    code, _, err = run_cli(capsys, "compare", *images, "--grid-out", tmp_path / "sheet.png")
+    assert code == 2
+    line = error_line(err)
+    assert "pairs" in line and "CONTENT STYLE" in line and f"in{count - 1}.png" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"in{i}.png" for i in range(count)]
+
+
+def test_cli_compare_two_pairs_writes_a_row_per_pair(tmp_path, capsys):
+    c1, s1 = tinted(tmp_path / "in" / "c1.png", 0, 60), tinted(tmp_path / "in" / "s1.png", 0, 255)
+    c2, s2 = tinted(tmp_path / "in" / "c2.png", 200, 255), tinted(tmp_path / "in" / "s2.png", 0, 99)
+    sheet, report, table = tmp_path / "sheet.png", tmp_path / "r.json", tmp_path / "r.csv"
+    settings = ["--settings", "method=color", "style_weight=1e3"]
+    outputs = ["--grid-out", sheet, "--json", report, "--csv", table]
+    common = ["--backbone", "tiny", "--size", "40", "--steps", "2"]
+    code, _, err = run_cli(capsys, "compare", c1, s1, c2, s2, *settings, *outputs, *common)
+    assert code == 0, err
+    for line in [
+        "[1/4] c1.png + s1.png, method=color",
+        "[2/4] c1.png + s1.png, style_weight=1e3",
+        "[3/4] c2.png + s2.png, method=color",
+        "[4/4] c2.png + s2.png, style_weight=1e3",
+        "wrote 4 results into",
+    ]:
+        assert line in err
+    # The sheet: a title line, a header line, then a row per pair of content, style, 2 results.
+    cell, block = 256, 256 + LABEL_LINES * LINE_HEIGHT + 2 * PADDING
+    top = 2 * (LINE_HEIGHT + PADDING) + PADDING
+    with Image.open(sheet) as image:
+        assert image.size == (4 * (cell + PADDING) + PADDING, top + 2 * block)
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    first = pixels[top + cell - 150 : top + cell, PADDING : PADDING + cell]  # dark content
+    second = pixels[top + block + cell - 150 : top + block + cell, PADDING : PADDING + cell]
+    assert first.mean() < 0.3 and second.mean() > 0.7
+    # The results: named after their pair, one record per pair and setting with its files.
+    folder = tmp_path / "sheet"
+    names = [
+        "c1-s1-01-method=color.png",
+        "c1-s1-02-style_weight=1e3.png",
+        "c2-s2-01-method=color.png",
+        "c2-s2-02-style_weight=1e3.png",
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == names
+    entries = json.loads(report.read_text())
+    assert [(e["content"], e["style"], e["label"], e["file"]) for e in entries] == [
+        (str(content), str(style), label, str(folder / name))
+        for (content, style), label, name in zip(
+            [(c1, s1), (c1, s1), (c2, s2), (c2, s2)],
+            ["method=color", "style_weight=1e3"] * 2,
+            names,
+            strict=True,
+        )
+    ]
+    header, *lines = csv.reader(table.read_text().splitlines())
+    assert header[0] == "label" and header[-2:] == ["content", "style"]
+    assert [[line[0], *line[-2:]] for line in lines] == [
+        ["method=color", str(c1), str(s1)],
+        ["style_weight=1e3", str(c1), str(s1)],
+        ["method=color", str(c2), str(s2)],
+        ["style_weight=1e3", str(c2), str(s2)],
+    ]
+    with Image.open(folder / names[2]) as made:  # pair 2's own shape (50 x 40 at 40 px)
+        assert made.size == (40, 32)
+
+
+def test_cli_compare_pairs_with_the_same_file_names_keep_every_result(tmp_path, capsys):
+    names = ["a/photo.png", "a/style.png", "b/photo.png", "b/style.png"]
+    pairs = [write_image(tmp_path / name, seed) for seed, name in enumerate(names)]
+    outputs = ["--grid-out", tmp_path / "sheet.jpg"]
+    code, _, err = run_cli(capsys, "compare", *pairs, "--settings", "method=color", *outputs)
+    assert code == 0, err
+    written = sorted(p.name for p in (tmp_path / "sheet").iterdir())
+    assert written == ["photo-style-01-method=color.jpg", "photo-style-2-01-method=color.jpg"]

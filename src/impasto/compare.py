@@ -1,5 +1,5 @@
-"""Compare settings side by side: stylise one content/style pair once per setting, score each
-result, and lay them out on a labelled contact sheet (``impasto compare``).
+"""Compare settings side by side: stylise a content/style pair (or several) once per setting,
+score each result, and lay them out on a labelled contact sheet (``impasto compare``).
 
 A setting is a string of comma-separated ``key=value`` pairs naming fields of a method's config
 (``method=NAME`` picks the method, default gatys), e.g. ``"style_weight=3e4,preserve_color=
@@ -12,6 +12,17 @@ its row asks for in a comparison, e.g. the shipped fast model), so methods sit s
 ...                  {"size": 256, "steps": 50})
 >>> save_image(contact_sheet(result.content, result.style, result.rows), "sheet.png")
 >>> write_results(result.rows, "sheet")  # sheet/01-style_weight=1e3.png, ...
+
+Several pairs run every setting on each (``compare_pairs``), one ``ComparisonResult`` per pair;
+the sheet has a row per pair:
+
+>>> results = compare_pairs([("photo.jpg", "painting.jpg"), ("city.jpg", "ink.png")],
+...                         ["method=gatys", "method=adain"], {"size": 256})
+>>> save_image(pairs_sheet(results), "sheet.png")
+>>> rows = [row for result in results for row in result.rows]
+>>> names = pair_result_names([(r.content_name, r.style_name) for r in results],
+...                           [row.label for row in results[0].rows])
+>>> write_results(rows, "sheet", names=names)  # sheet/photo-painting-01-method=gatys.png, ...
 
 This module parses the settings and runs them; ``impasto.comparison`` holds what a run produces
 and how it is written (rows, shared settings, sheet, result files, reports), and its names are
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -39,6 +51,8 @@ from .comparison import (
     ComparisonRow,
     contact_sheet,
     format_metrics,
+    pair_result_names,
+    pairs_sheet,
     result_names,
     settings_text,
     shared_settings,
@@ -64,9 +78,12 @@ __all__ = [
     "ComparisonResult",
     "ComparisonRow",
     "compare",
+    "compare_pairs",
     "contact_sheet",
     "default_settings",
     "format_metrics",
+    "pair_result_names",
+    "pairs_sheet",
     "parse_setting",
     "parse_settings",
     "result_names",
@@ -268,11 +285,72 @@ def compare(
     them); every run uses the same seed unless a setting names one. ``progress(index, total,
     row)`` is called after each finished setting; ``events`` receives the progress events of
     the work (downloads, steps). ``metrics_backbone``: network for style_ratio ("auto" avoids
-    the one that made the image; without weights the metric is skipped).
+    the one that made the image; without weights the metric is skipped). ``compare_pairs``
+    with one pair.
     """
-    from .pipeline import as_image, make_config, prepare, stylize_one
+    (result,) = compare_pairs(
+        [(content, style)],
+        settings,
+        base_options,
+        progress,
+        metrics_backbone=metrics_backbone,
+        notify=notify,
+        events=events,
+    )
+    return result
 
-    parsed = parse_settings(default_settings() if settings is None else settings)
+
+def compare_pairs(
+    pairs: Sequence[tuple[Any, Any]],
+    settings: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
+    base_options: dict[str, Any] | None = None,
+    progress: Callable[[int, int, ComparisonRow], Any] | None = None,
+    *,
+    metrics_backbone: Any = "auto",
+    notify: Callable[[str], Any] | None = None,
+    events: ProgressCallback | None = None,
+) -> list[ComparisonResult]:
+    """Stylise each ``(content, style)`` pair once per setting and score each result; one
+    ``ComparisonResult`` per pair, in order, its rows in the order of the settings and named
+    after the pair's files (``content_name``, ``style_name``; "" for an image made in memory).
+
+    Every setting and every image is checked before any work. ``progress(index, total, row)``
+    is called after each result, counting over every pair (total: pairs x settings); a notice
+    (e.g. a backbone fallback) reaches ``notify`` once. The rest as ``compare``.
+    """
+    plans = _plans(default_settings() if settings is None else settings, base_options)
+    loaded = _load_pairs(_checked_pairs(pairs))
+    said: set[str] = set()  # a notice (e.g. a backbone fallback) is said once, not per setting
+
+    def notify_once(line: str) -> None:
+        if notify is not None and line not in said:
+            said.add(line)
+            notify(line)
+
+    networks: dict[str, Any] = {}  # loaded metric networks, by name, shared by every pair
+    total = len(loaded) * len(plans)
+    results = []
+    for pair_index, (content, style) in enumerate(loaded):
+        names = (_file_name(content), _file_name(style))
+        rows: list[ComparisonRow] = []
+        for setting_index, plan in enumerate(plans):
+            row = _run(plan, content, style, metrics_backbone, networks, notify_once, events)
+            row.content_name, row.style_name = names
+            rows.append(row)
+            if progress is not None:
+                progress(pair_index * len(plans) + setting_index, total, row)
+        results.append(ComparisonResult(rows, content.rgb, style.rgb, *names))
+    return results
+
+
+def _plans(
+    settings: Sequence[str | tuple[str, dict[str, Any]]], base_options: dict[str, Any] | None
+) -> list[tuple[str, str, dict[str, Any], Any]]:
+    """(label, method, the setting's options, config) per setting, each config made and checked
+    over the shared ``base_options`` (seed 0 unless given)."""
+    from .pipeline import make_config
+
+    parsed = parse_settings(settings)
     base = dict(base_options or {})
     known = set().union(*(_fields(name) for name in METHOD_CHOICES))
     unknown = sorted(set(base) - known)
@@ -289,44 +367,72 @@ def compare(
         except InputError as error:
             raise InputError(f"setting {label!r}: {error}") from None
         plans.append((label, method, options, config))
+    return plans
 
-    content_image = as_image(content)
-    style_image = as_image(style)
-    said: set[str] = set()  # a notice (e.g. a backbone fallback) is said once, not per setting
 
-    def notify_once(line: str) -> None:
-        if notify is not None and line not in said:
-            said.add(line)
-            notify(line)
+def _checked_pairs(pairs: Sequence[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """``pairs`` as a list of (content, style); InputError when empty or an item is no pair."""
+    if isinstance(pairs, str | os.PathLike) or not isinstance(pairs, Sequence):
+        raise InputError(f"expected a list of (content, style) pairs, got {type(pairs).__name__}")
+    if not pairs:
+        raise InputError("no pair to compare; give at least one (content, style)")
+    for number, pair in enumerate(pairs, start=1):
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise InputError(f"pair {number}: expected (content, style), got {pair!r:.80}")
+    return [(content, style) for content, style in pairs]
 
-    rows: list[ComparisonRow] = []
-    networks: dict[str, Any] = {}  # loaded metric networks, by name
-    for index, (label, method, options, config) in enumerate(plans):
-        styles = [style_image] if _style_count(method) else []
-        prepared = prepare(method, config, styles, progress=events, notify=notify_once)
-        result = stylize_one(prepared, content_image, events)
-        report = _score(
-            result.image,
-            content_image.rgb,
-            style_image.rgb,
-            result.backbone,
-            metrics_backbone,
-            networks,
+
+def _load_pairs(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """Each pair's images read (impasto.pipeline.as_image), all before any work."""
+    from .pipeline import as_image
+
+    several = len(pairs) > 1
+    loaded = []
+    for number, (content, style) in enumerate(pairs, start=1):
+        where = f"pair {number}'s " if several else ""
+        loaded.append(
+            (
+                as_image(content, what=f"{where}content image"),
+                as_image(style, what=f"{where}style image"),
+            )
         )
-        row = ComparisonRow(
-            label=label,
-            options={"method": method, **options} if method != DEFAULT_METHOD else options,
-            seconds=float(result.seconds),
-            metrics=dict(report.metrics),
-            image=result.image,
-            backbone=result.backbone,
-            metrics_backbone=report.backbone,
-            unavailable={k: v for k, v in report.unavailable.items() if k in KEY_METRICS},
-            config=config_to_dict(config),
-            alpha=result.alpha,
-            record=result.provenance(),
-        )
-        rows.append(row)
-        if progress is not None:
-            progress(index, len(plans), row)
-    return ComparisonResult(rows, content_image.rgb, style_image.rgb)
+    return loaded
+
+
+def _file_name(image: Any) -> str:
+    """The file a loaded image came from, as given; "" for one made in memory."""
+    from .pipeline import source_of
+
+    source = source_of(image)
+    return "" if source is None else str(source)
+
+
+def _run(plan, content_image, style_image, metrics_backbone, networks, notify, events):
+    """One setting on one pair: stylise, score; the ComparisonRow."""
+    from .pipeline import prepare, stylize_one
+
+    label, method, options, config = plan
+    styles = [style_image] if _style_count(method) else []
+    prepared = prepare(method, config, styles, progress=events, notify=notify)
+    result = stylize_one(prepared, content_image, events)
+    report = _score(
+        result.image,
+        content_image.rgb,
+        style_image.rgb,
+        result.backbone,
+        metrics_backbone,
+        networks,
+    )
+    return ComparisonRow(
+        label=label,
+        options={"method": method, **options} if method != DEFAULT_METHOD else options,
+        seconds=float(result.seconds),
+        metrics=dict(report.metrics),
+        image=result.image,
+        backbone=result.backbone,
+        metrics_backbone=report.backbone,
+        unavailable={k: v for k, v in report.unavailable.items() if k in KEY_METRICS},
+        config=config_to_dict(config),
+        alpha=result.alpha,
+        record=result.provenance(),
+    )

@@ -5,6 +5,9 @@ Layout, for ``count`` cells of ``cell`` pixels on ``columns`` columns (default: 
 
 - an optional title on top: lines of black text wrapped to the sheet's width (e.g. the settings
   every picture shares), ``LINE_HEIGHT`` pixels each, then ``PADDING`` pixels;
+- optional column headers under it: one text per column, wrapped to the cell's width (at most
+  ``LABEL_LINES`` lines, the first kept), bottom-aligned over the column, then ``PADDING``
+  pixels (``draw_rows``: one row per entry, e.g. a comparison's pairs, a header per column);
 - each cell is a ``cell`` x ``cell`` square holding the thumbnail, scaled (Lanczos) so its
   long side is ``cell``, centred across and bottom-aligned, so every label sits right under
   its picture;
@@ -33,6 +36,7 @@ __all__ = [
     "MAX_GRID_RATIO",
     "MIN_CELL",
     "PADDING",
+    "draw_rows",
     "draw_sheet",
     "grid_columns",
     "sheet_size",
@@ -80,15 +84,19 @@ def grid_columns(count: int) -> int:
 
 
 def sheet_size(
-    count: int, cell: int = 256, columns: int | None = None, title: Sequence[str] = ()
+    count: int,
+    cell: int = 256,
+    columns: int | None = None,
+    title: Sequence[str] = (),
+    headers: Sequence[str] = (),
 ) -> tuple[int, int]:
-    """(width, height) in pixels of a contact sheet with ``count`` cells and ``title`` lines
-    (each wrapped to the sheet's width)."""
+    """(width, height) in pixels of a contact sheet with ``count`` cells, ``title`` lines
+    (each wrapped to the sheet's width) and column ``headers`` (each wrapped to a cell)."""
     columns = _check_layout(count, cell, columns)
     grid_rows = math.ceil(count / columns)
     width = columns * (cell + PADDING) + PADDING
-    height = grid_rows * _block_height(cell) + PADDING + _title_height(title, width)
-    return width, height
+    top = _title_height(title, width) + _headers_height(headers, cell)
+    return width, top + grid_rows * _block_height(cell) + PADDING
 
 
 def draw_sheet(
@@ -96,6 +104,7 @@ def draw_sheet(
     cell: int = 256,
     columns: int | None = None,
     title: Sequence[str] = (),
+    headers: Sequence[str] = (),
 ) -> torch.Tensor:
     """Draw a grid of labelled thumbnails; return it as float32 (1, 3, H, W) in [0, 1].
 
@@ -103,39 +112,77 @@ def draw_sheet(
     [0, 1]; lines: the label strings under it (each wrapped to the cell's width).
     cell: the long side of each thumbnail in pixels (at least MIN_CELL).
     columns: cells per row; None means up to 4 (see ``grid_columns``). title: lines above the
-    grid, each wrapped to the sheet's width. The sheet is ``sheet_size(len(cells), cell,
-    columns, title)`` (width, height) pixels.
+    grid, each wrapped to the sheet's width. headers: a text over each column, from the
+    left (no more than there are columns). The sheet is ``sheet_size(len(cells), cell,
+    columns, title, headers)`` (width, height) pixels.
     """
-    for _image, lines in [*cells, (None, title)]:
+    for _image, lines in [*cells, (None, title), (None, headers)]:
         if isinstance(lines, str):
             raise TypeError(f"a cell's lines must be a list of strings, got the string {lines!r}")
     columns = _check_layout(len(cells), cell, columns)
-    width, height = sheet_size(len(cells), cell, columns, title)
+    if len(headers) > columns:
+        raise InputError(f"{len(headers)} column headers for {columns} columns")
+    width, height = sheet_size(len(cells), cell, columns, title, headers)
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
     heading = _wrap_all(draw, title, font, width - 2 * PADDING)
-    for number, line in enumerate(heading):
-        draw.text((PADDING, PADDING + number * LINE_HEIGHT), line, fill="black", font=font)
-    grid_top = _title_height(title, width)
+    _write_lines(draw, heading, (PADDING, PADDING), font)
+    header_top = _title_height(title, width) + PADDING
+    header_lines = [_header_lines(draw, text, font, cell) for text in headers]
+    band = max((len(lines) for lines in header_lines), default=0)
+    for column, lines in enumerate(header_lines):  # bottom-aligned: right over the pictures
+        left = PADDING + column * (cell + PADDING)
+        _write_lines(draw, lines, (left, header_top + (band - len(lines)) * LINE_HEIGHT), font)
+    grid_top = _title_height(title, width) + _headers_height(headers, cell)
     block = _block_height(cell)
     for index, (image, texts) in enumerate(cells):
         left = PADDING + (index % columns) * (cell + PADDING)
         top = grid_top + PADDING + (index // columns) * block
-        picture = to_pil(image)
-        scale = cell / max(picture.size)
-        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-        thumb = picture.resize(size, Image.Resampling.LANCZOS)
-        # Bottom-aligned in its square, so the label sits right under every picture.
-        sheet.paste(thumb, (left + (cell - size[0]) // 2, top + cell - size[1]))
+        _paste_thumbnail(sheet, image, (left, top), cell)
         lines = _wrap_all(draw, texts, font, cell)
         if len(lines) > LABEL_LINES:  # keep the last two (time and scores); shorten the rest
             lines = lines[: LABEL_LINES - 2] + lines[-2:]
-        for number, line in enumerate(lines):
-            position = (left, top + cell + PADDING + number * LINE_HEIGHT)
-            draw.text(position, line, fill="black", font=font)
+        _write_lines(draw, lines, (left, top + cell + PADDING), font)
     pixels = np.asarray(sheet, dtype=np.float32) / 255.0
     return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def draw_rows(
+    rows: Sequence[Sequence[tuple[torch.Tensor, Sequence[str]]]],
+    cell: int = 256,
+    headers: Sequence[str] = (),
+    title: Sequence[str] = (),
+) -> torch.Tensor:
+    """One grid row per entry of ``rows`` (e.g. a comparison's pairs: content, style, then a
+    result per setting), each a list of ``(image, lines)`` cells as ``draw_sheet`` takes them,
+    all of the same length; ``headers``: a text over each column. (1, 3, H, W) in [0, 1], of
+    ``sheet_size(len(rows) * len(rows[0]), cell, len(rows[0]), title, headers)`` pixels."""
+    if not rows:
+        raise ValueError("a contact sheet needs at least one row")
+    lengths = sorted({len(row) for row in rows})
+    if len(lengths) > 1:
+        raise ValueError(f"every row needs as many cells as the others, got {lengths}")
+    cells = [item for row in rows for item in row]
+    return draw_sheet(cells, cell, columns=lengths[0], title=title, headers=headers)
+
+
+def _paste_thumbnail(sheet: Image.Image, image: torch.Tensor, corner: tuple[int, int], cell: int):
+    """``image`` scaled so its long side is ``cell``, in the square at ``corner`` (left, top):
+    centred across and bottom-aligned, so the label sits right under every picture."""
+    picture = to_pil(image)
+    scale = cell / max(picture.size)
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    thumb = picture.resize(size, Image.Resampling.LANCZOS)
+    left, top = corner
+    sheet.paste(thumb, (left + (cell - size[0]) // 2, top + cell - size[1]))
+
+
+def _write_lines(draw: ImageDraw.ImageDraw, lines: Sequence[str], corner: tuple[int, int], font):
+    """Black text lines, ``LINE_HEIGHT`` apart, the first at ``corner`` (left, top)."""
+    left, top = corner
+    for number, line in enumerate(lines):
+        draw.text((left, top + number * LINE_HEIGHT), line, fill="black", font=font)
 
 
 def _check_layout(count: int, cell: int, columns: int | None) -> int:
@@ -154,6 +201,23 @@ def _check_layout(count: int, cell: int, columns: int | None) -> int:
 def _block_height(cell: int) -> int:
     """Height of one grid row: the thumbnail square, its label lines and the padding."""
     return cell + LINE_HEIGHT * LABEL_LINES + 2 * PADDING
+
+
+def _header_lines(draw: ImageDraw.ImageDraw, text: str, font, cell: int) -> list[str]:
+    """A column header wrapped to the cell's width, its first ``LABEL_LINES`` lines."""
+    return _wrap(draw, text, font, cell)[:LABEL_LINES]
+
+
+def _headers_height(headers: Sequence[str], cell: int) -> int:
+    """Pixels the column headers take over the grid: the most lines of one and a padding."""
+    if isinstance(headers, str):
+        raise TypeError(f"headers must be a list of strings, got the string {headers!r}")
+    if not headers:
+        return 0
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    font = ImageFont.load_default()
+    lines = max(len(_header_lines(draw, text, font, cell)) for text in headers)
+    return lines * LINE_HEIGHT + PADDING if lines else 0
 
 
 def _title_height(title: Sequence[str], width: int) -> int:
