@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from helpers import write_image
 
 import impasto
 from impasto import training
@@ -25,8 +26,6 @@ from impasto.methods.wct import (
 from impasto.nn.decoder import Decoder, DecoderConfig
 from impasto.photos import PhotoSet
 from impasto.regions import region_weights, weighted_mean_covariance, weighted_mean_std
-
-from helpers import write_image
 
 # --------------------------------------------------------------------------- the transforms
 
@@ -201,7 +200,8 @@ def image_sets(tmp_path):
 
 def tiny_training(method: str, **changes) -> DecoderTrainConfig:
     values = dict(method=method, backbone="tiny", size=24, batch=2, steps=6, width=16,
-                  checkpoint_every=2, preview_every=3, device="cpu", learning_rate=1e-2)  # fmt: skip
+                  checkpoint_every=2, preview_every=3, device="cpu",
+                  learning_rate=1e-2)  # fmt: skip
     return DecoderTrainConfig(**{**values, **changes})
 
 

@@ -50,7 +50,8 @@ class DecoderTrainConfig:
     """Options of ``impasto train decoder``; the CLI flags are built from these fields."""
 
     method: str = option("adain", "the method whose decoder to train", choices=DECODER_METHODS)
-    backbone: str = option("auto", "the encoder (frozen)", choices=BACKBONE_CHOICES)
+    backbone: str = option("efficientnet-lite0", "the encoder (frozen; not efficientnet-lite2, "
+                           "the scoring network)", choices=BACKBONE_CHOICES)  # fmt: skip
     size: int = option(256, "side of the square training crops in pixels", min=16, max=2048)
     batch: int = option(8, "crops per step", min=1, max=256)
     steps: int = option(4000, "training steps (batches)", min=1, max=10_000_000)
@@ -234,6 +235,15 @@ class DecoderTrainer:
     train_config_class = DecoderTrainConfig
     training_inputs = ("data", "styles")
     required_inputs = ("data",)
+
+    def check_inputs(self, config: DecoderTrainConfig, given: dict) -> None:
+        """Before anything is read or loaded: AdaIN needs style images; never the scoring
+        network."""
+        check_backbone(config.backbone)
+        if load_method(config.method).decoder_needs_styles and given.get("styles") is None:
+            raise InputError(
+                f"training a {config.method} decoder needs a folder of style images (--styles)"
+            )
 
     def train(self, config: DecoderTrainConfig, *, data, styles, folder, resume, backbone, info,
               progress, notify) -> DecoderTrainResult:  # fmt: skip

@@ -352,6 +352,8 @@ def train_model(
     for name in required:
         if given[name] is None:
             raise InputError(f"training '{kind}' needs {_TRAINING_INPUTS[name]}")
+    if hasattr(trainer, "check_inputs"):
+        trainer.check_inputs(config, given)
     # Before anything slow: a read-only or full disk, or a file in the way, is found now.
     target = check_destination(Path(folder).expanduser())
     check_writable(target / CHECKPOINT, parents=True)  # training/ may be read-only itself

@@ -14,9 +14,11 @@ region only (the content's mean and covariance there) and colours it, region by 
 Decoders (``decoder_loss``): one per level, trained to reconstruct photos from their
 features, no style image needed: L = ||D_l(E_l(c)) - c||^2 + w * L_c(E_l(D_l(E_l(c))), E_l(c)).
 
-Numerics: covariances and eigendecompositions in float64 on the CPU, always. LAPACK's
-symmetric eigensolver on a few hundred channels takes milliseconds there, less than a GPU's
-(cuSOLVER's launch and synchronisation cost more than the work at these sizes), and float64
+Numerics: covariances and eigendecompositions in float64 on the CPU, always, on one thread.
+LAPACK's symmetric eigensolver on a few hundred channels takes milliseconds there (240
+channels: 15 ms on one thread, 33 ms on two, and up to 0.5 s on a loaded machine with two, as
+the threads wait for each other), less than a GPU's (cuSOLVER's launch and synchronisation cost
+more than the work at these sizes), and float64
 keeps the inverse square root of a nearly singular covariance exact; the ridge r (1e-5 of the
 mean eigenvalue) keeps it bounded. Whitening and colouring become one C x C matrix, applied
 on the device in the features' precision (``colour_transform``).
@@ -57,7 +59,12 @@ def symmetric_power(covariance: torch.Tensor, power: float, ridge: float = RIDGE
     """covariance^power (float64 (C, C), symmetric) through its eigendecomposition, with
     ``ridge`` times the mean eigenvalue added to every eigenvalue (and a floor for an all-zero
     covariance)."""
-    values, vectors = torch.linalg.eigh(covariance.double().cpu())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # at these sizes more threads only wait for each other
+    try:
+        values, vectors = torch.linalg.eigh(covariance.double().cpu())
+    finally:
+        torch.set_num_threads(threads)
     values = values.clamp_min(0) + ridge * values.clamp_min(0).mean() + 1e-12
     return (vectors * values.pow(power)) @ vectors.T
 
