@@ -182,12 +182,26 @@ def test_format_marks_available_and_not_implemented():
 def test_what_impasto_does_not_implement_never_reads_as_an_install_away():
     everything = rec.recommend(rec.SITUATIONS)
     missing = [r for r in everything if not r.implemented]
-    assert {r.method for r in missing} == set(rec.METHODS) - {"gatys", "fast", "color"}
+    assert {r.method for r in missing} == set(rec.METHODS) - {
+        "gatys",
+        "fast",
+        "adain",
+        "wct",
+        "color",
+    }
     for r in missing:
         assert r.status == "not implemented yet" and not r.available and r.usage == ""
         block = rec.format_recommendations([r])
         assert "not implemented in impasto yet" in block
         assert "pip install" not in block and "not installed" not in block
+
+
+def test_arbitrary_style_is_available_with_the_command_that_runs_it():
+    answers = {r.method: r for r in rec.recommend(["arbitrary_style"])}
+    for method in ("adain", "wct"):
+        assert answers[method].available and answers[method].implemented
+        assert answers[method].usage.startswith(f"impasto stylize --method {method} ")
+        assert "impasto train decoder" in rec.format_recommendations([answers[method]])
 
 
 def test_realtime_says_how_to_run_the_real_time_model():

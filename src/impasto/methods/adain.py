@@ -34,16 +34,16 @@ import torch
 
 from .. import losses
 from ..config import option
-from ..feature_transfer import (
+from ..model_folder import shipped_models
+from ..progress import ProgressCallback, ProgressEvent, report
+from ..regions import masks_at, region_weights, weighted_mean_std
+from .base import Method
+from .feature_transfer import (
     TransferConfig,
     TransferRunner,
     check_transfer_config,
     resolve_decoder,
 )
-from ..model_folder import shipped_models
-from ..progress import ProgressCallback, ProgressEvent, report
-from ..regions import masks_at, region_weights, weighted_mean_std
-from .base import Method
 
 
 def adain(

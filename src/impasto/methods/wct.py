@@ -41,16 +41,16 @@ import torch.nn.functional as F
 
 from .. import losses
 from ..config import option
-from ..feature_transfer import (
+from ..model_folder import shipped_models
+from ..progress import ProgressCallback, ProgressEvent, report
+from ..regions import masks_at, region_weights, weighted_mean_covariance
+from .base import Method
+from .feature_transfer import (
     TransferConfig,
     TransferRunner,
     check_transfer_config,
     resolve_decoder,
 )
-from ..model_folder import shipped_models
-from ..progress import ProgressCallback, ProgressEvent, report
-from ..regions import masks_at, region_weights, weighted_mean_covariance
-from .base import Method
 
 RIDGE = 1e-5  # of the mean eigenvalue
 

@@ -17,16 +17,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import color
-from .backbones import Backbone, load_backbone
-from .config import option
-from .decoders import DecoderModel, check_decoder_backbone, load_decoders
-from .devices import DEVICE_CHOICES, PRECISION_CHOICES, configure_for_speed, resolve_device
-from .errors import InputError
-from .images import load_image, resize_long_side, resize_to
-from .methods.base import Notify, Prepared, StyleResult, style_weights
-from .progress import ProgressCallback
-from .regions import check_masks
+from .. import color
+from ..backbones import Backbone, load_backbone
+from ..config import option
+from ..decoders import DecoderModel, check_decoder_backbone, load_decoders
+from ..devices import DEVICE_CHOICES, PRECISION_CHOICES, configure_for_speed, resolve_device
+from ..errors import InputError
+from ..images import load_image, resize_long_side, resize_to
+from ..progress import ProgressCallback
+from ..regions import check_masks
+from .base import Notify, Prepared, StyleResult, style_weights
 
 MIN_SIDE = 16  # two feature pixels at stride 8: reflection padding needs them
 
@@ -61,8 +61,8 @@ class TransferConfig:
 
 def check_transfer_config(config: TransferConfig, method: str, style_count: int | None) -> None:
     """The checks of the shared options that need more than one field."""
-    from .decoders import default_decoder
-    from .model_folder import find_model
+    from ..decoders import default_decoder
+    from ..model_folder import find_model
 
     decoder = getattr(config, "decoder", None)
     if decoder is None and default_decoder(method) is None:
@@ -198,7 +198,7 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
 
 def resolve_decoder(config: Any, method: str) -> DecoderModel:
     """The config's decoder loaded (the shipped default when it names none)."""
-    from .decoders import default_decoder
+    from ..decoders import default_decoder
 
     if isinstance(config.decoder, DecoderModel):
         return config.decoder
