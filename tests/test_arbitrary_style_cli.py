@@ -173,3 +173,21 @@ def test_onnx_export_matches_impasto_in_onnxruntime(method, tmp_path, capsys):
         tolerance = 1e-4 if method == "adain" else 2e-2
         assert np.abs(got - want.numpy()).mean() < tolerance / 4
         assert np.abs(got - want.numpy()).max() < tolerance * 5
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_record_names_the_decoder_and_from_makes_the_same_image(method, tmp_path, capsys,
+                                                                     photo):  # fmt: skip
+    content = impasto.save_image(photo, tmp_path / "c.png")
+    style = write_image(tmp_path / "s.png", seed=3, size=(48, 40))
+    first, again = tmp_path / "first.png", tmp_path / "again.png"
+    code, _, err = run(capsys, "stylize", "--method", method, content, style, "-o", first,
+                       "--alpha", "0.7")  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "info", first, "--json")
+    record = json.loads(out)
+    assert record["settings"]["decoder"] == f"{method}-efficientnet-lite0"
+    assert record["model"]["shipped"] and len(record["model"]["sha256"]) == 64
+    code, _, err = run(capsys, "stylize", "--from", first, "-o", again)
+    assert code == 0, err
+    assert again.read_bytes() == first.read_bytes()

@@ -259,9 +259,10 @@ def prepare(
     prepared = method_object.prepare(
         config, [image.rgb for image in loaded], backbone=backbone, notify=notify
     )
+    ran = getattr(prepared, "config", None)  # the method's own defaults resolved (a decoder)
     prepared.recipe = provenance.Recipe(
         prepared.method or method,
-        config,
+        ran if isinstance(ran, type(config)) else config,
         backbone=prepared.backbone,
         device=prepared.device,
         styles=[provenance.describe_file(source_of(image)) for image in loaded],

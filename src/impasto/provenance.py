@@ -74,11 +74,16 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
+MODEL_FIELDS: tuple[str, ...] = ("model", "decoder")
+"""Config fields that name a trained model folder (fast's model, adain's and wct's decoders)."""
+
+
 def _model_folder(config: Any) -> Path | None:
-    value = getattr(config, "model", None)
-    if value is None:
-        return None
-    return find_model(getattr(value, "path", value))  # a loaded model (FastModel) has .path
+    for name in MODEL_FIELDS:
+        value = getattr(config, name, None)
+        if value is not None:  # a loaded model (FastModel, DecoderModel) has .path
+            return find_model(getattr(value, "path", value))
+    return None
 
 
 def settings_of(config: Any) -> dict[str, Any]:
@@ -89,7 +94,7 @@ def settings_of(config: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
-        if item.name == "model" and value is not None:
+        if item.name in MODEL_FIELDS and value is not None:
             folder = _model_folder(config)
             shipped = folder.resolve().parent == MODELS_DIR.resolve()
             value = folder.name if shipped else str(resolved(folder))
@@ -270,10 +275,13 @@ def recorded_styles(record: Mapping[str, Any], origin: str | os.PathLike) -> lis
     return files
 
 
-def recorded_model(record: Mapping[str, Any], origin: str | os.PathLike) -> str | None:
-    """The recorded ``model`` setting, if that model is still there with the recorded
-    sha256 of its weights; else InputError (``--model`` then chooses one)."""
-    setting = record["settings"].get("model")
+def recorded_model(
+    record: Mapping[str, Any], origin: str | os.PathLike, field: str = "model"
+) -> str | None:
+    """The recorded ``model`` (or ``decoder``: ``field``) setting, if that model is still there
+    with the recorded sha256 of its weights; else InputError (``--model`` or ``--decoder``
+    then chooses one)."""
+    setting = record["settings"].get(field)
     facts = record.get("model")
     if setting is None or not isinstance(facts, dict):
         return setting
@@ -281,14 +289,14 @@ def recorded_model(record: Mapping[str, Any], origin: str | os.PathLike) -> str 
         folder = find_model(setting)
     except InputError:
         raise InputError(
-            f"the model of {origin}, {setting}, is not found; give --model to choose one"
+            f"the {field} of {origin}, {setting}, is not found; give --{field} to choose one"
         ) from None
     expected = facts.get("sha256")
     weights = folder / WEIGHTS_FILE
     if isinstance(expected, str) and (not weights.is_file() or sha256_of(weights) != expected):
         raise InputError(
-            f"the model of {origin}, {setting}, has changed since (the sha256 of its "
-            f"{WEIGHTS_FILE} differs); give --model to use it anyway"
+            f"the {field} of {origin}, {setting}, has changed since (the sha256 of its "
+            f"{WEIGHTS_FILE} differs); give --{field} to use it anyway"
         )
     return str(setting)
 

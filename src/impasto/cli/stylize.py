@@ -237,6 +237,8 @@ def recorded_run(
     options.update(given)
     if takes_model and "model" not in given:
         options["model"] = recorded_model(record, origin)
+    if "decoder" in options and "decoder" not in given:
+        options["decoder"] = recorded_model(record, origin, "decoder")
     images = list(args.inputs)
     if not images:
         images = [str(recorded_file(record["inputs"].get("content"), "the content image", origin))]

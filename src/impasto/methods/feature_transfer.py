@@ -8,6 +8,7 @@ means and deviations; WCT: whitening and colouring) and in which order the layer
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from ..config import option
 from ..decoders import DecoderModel, check_decoder_backbone, load_decoders
 from ..devices import DEVICE_CHOICES, PRECISION_CHOICES, configure_for_speed, resolve_device
 from ..errors import InputError
+from ..model_folder import MODELS_DIR
 from ..images import load_image, resize_long_side, resize_to
 from ..progress import ProgressCallback
 from ..regions import check_masks
@@ -104,7 +106,11 @@ class TransferRunner(Prepared):
 
     def __init__(self, method: str, config: TransferConfig, model: DecoderModel,
                  styles: Sequence[torch.Tensor], notify: Notify | None) -> None:  # fmt: skip
-        self.method, self.config, self.model = method, config, model
+        self.method, self.model = method, model
+        shipped = model.path.resolve().parent == MODELS_DIR.resolve()
+        # the config as it runs: the decoder named (the shipped default too), for provenance
+        self.config = dataclasses.replace(config, decoder=model.name if shipped else
+                                          str(model.path.resolve()))  # fmt: skip
         self.device_object = resolve_device(config.device)
         configure_for_speed(self.device_object)
         self.device = str(self.device_object)
