@@ -24,8 +24,8 @@ from ..config import option
 from ..decoders import DecoderModel, check_decoder_backbone, load_decoders
 from ..devices import DEVICE_CHOICES, PRECISION_CHOICES, configure_for_speed, resolve_device
 from ..errors import InputError
-from ..model_folder import MODELS_DIR
 from ..images import load_image, resize_long_side, resize_to
+from ..model_folder import MODELS_DIR
 from ..progress import ProgressCallback
 from ..regions import check_masks
 from .base import Notify, Prepared, StyleResult, style_weights
