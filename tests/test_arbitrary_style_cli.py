@@ -191,3 +191,21 @@ def test_the_record_names_the_decoder_and_from_makes_the_same_image(method, tmp_
     code, _, err = run(capsys, "stylize", "--from", first, "-o", again)
     assert code == 0, err
     assert again.read_bytes() == first.read_bytes()
+
+
+def test_a_folder_in_gives_a_folder_out(tmp_path, capsys):
+    backbone = load_backbone("tiny")
+    decoders = build_decoders(backbone, ("relu3_1",), 16)
+    save_decoders(tmp_path / "d", "adain", "tiny", decoders, {})
+    for index in range(3):
+        write_image(tmp_path / "in" / "sub" / f"p{index}.png", seed=index, size=(40 + index, 32))
+    (tmp_path / "in" / "broken.png").write_bytes(b"not an image")
+    style = write_image(tmp_path / "s.png", seed=7)
+    code, _, err = run(capsys, "stylize", "--method", "adain", "--decoder", tmp_path / "d",
+                       tmp_path / "in", style, "-o", tmp_path / "out")  # fmt: skip
+    assert code == 0, err
+    written = sorted(p.relative_to(tmp_path / "out").as_posix()
+                     for p in (tmp_path / "out").rglob("*.png"))  # fmt: skip
+    assert written == ["sub/p0.png", "sub/p1.png", "sub/p2.png"]
+    assert impasto.load_image(tmp_path / "out" / "sub" / "p1.png").rgb.shape[-1] == 41
+    assert "broken.png" in err
