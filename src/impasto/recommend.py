@@ -124,7 +124,7 @@ _METHOD_ROWS: tuple[Method, ...] = (
         "fine, with decoders trained only to reconstruct photos",
         "bolder than AdaIN and a little slower (eigendecompositions); can blur structure at "
         "high alpha",
-        {"alpha": 1.0, "style_size": 512},
+        {"alpha": 0.6, "style_size": 512},
         "built in, with shipped decoders for efficientnet-lite0 (no download)",
         training={"size": 256, "batch": 8, "learning_rate": 5e-4, "pixel_weight": 1.0},
         usage="impasto stylize --method wct photo.jpg painting.jpg -o out.png",
