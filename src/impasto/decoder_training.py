@@ -14,7 +14,6 @@ independent scoring network (``impasto evaluate``), and no method may be fitted 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,7 +33,6 @@ from .devices import (
     resolve_device,
 )
 from .errors import InputError
-from .images import save_image
 from .methods.registry import load_method
 from .progress import ProgressCallback
 
@@ -178,13 +176,7 @@ def train_decoder(
     def save(step: int, losses_now: dict[str, float] | None) -> None:
         nonlocal last_losses
         last_losses = losses_now or last_losses
-        training.save_checkpoint(folder, {
-            "model": training.to_cpu(decoders.state_dict()),
-            "optimizer": training.to_cpu(optimizer.state_dict()),
-            "step": step,
-            "fingerprint": json.dumps(run),
-            "losses": last_losses,
-        })  # fmt: skip
+        training.save_run(folder, step, decoders, optimizer, run, last_losses)
 
     preview_photo = photos.batch(0, 1, config.size, config.seed).to(device)
     preview_style = styles.batch(0, 1, config.size, style_seed).to(device) if styles else None
@@ -195,9 +187,7 @@ def train_decoder(
             image = method.decoder_preview(backbone, decoders, preview_photo, preview_style)
         decoders.train()
         image = image.float().clamp(0, 1).cpu()
-        path = folder / training.PREVIEWS / f"step-{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(image, path)
+        training.write_preview(folder, step, image)
         return image
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -108,6 +108,28 @@ class _ErrorKeepingWriter:
         self.handle.flush()
 
 
+def save_run(folder: Path, step: int, model, optimizer, run: dict[str, Any],
+             losses: dict[str, float] | None) -> None:  # fmt: skip
+    """The checkpoint of a run at ``step``: the model's and optimiser's state (on the CPU), the
+    step, the run's fingerprint and the last losses (kept for a resume that trains no step)."""
+    save_checkpoint(folder, {
+        "model": to_cpu(model.state_dict()),
+        "optimizer": to_cpu(optimizer.state_dict()),
+        "step": step,
+        "fingerprint": json.dumps(run),
+        "losses": losses,
+    })  # fmt: skip
+
+
+def write_preview(folder: Path, step: int, image: torch.Tensor) -> Path:
+    """Save a preview image (1, 3, H, W) in [0, 1] as ``training/previews/step-NNNNNNN.png``."""
+    from .images import save_image
+
+    path = folder / PREVIEWS / f"step-{step:07d}.png"
+    make_folders(path.parent)
+    return save_image(image, path)
+
+
 def to_cpu(value: Any) -> Any:
     """``value`` with every tensor inside (dicts, lists, tuples) detached and on the CPU."""
     if isinstance(value, torch.Tensor):

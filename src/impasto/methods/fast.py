@@ -39,7 +39,6 @@ bit for bit (on the same device and software).
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -61,7 +60,7 @@ from ..devices import (
     resolve_device,
 )
 from ..errors import InputError
-from ..images import resize_long_side, save_image
+from ..images import resize_long_side
 from ..model_folder import (
     check_destination,
     find_model,
@@ -230,22 +229,14 @@ def train(
     def save(step: int, losses_now: dict[str, float] | None) -> None:
         nonlocal last_losses
         last_losses = losses_now or last_losses  # kept for a resume that trains no step
-        training.save_checkpoint(folder, {
-            "model": training.to_cpu(network.state_dict()),
-            "optimizer": training.to_cpu(optimizer.state_dict()),
-            "step": step,
-            "fingerprint": json.dumps(run),
-            "losses": last_losses,
-        })  # fmt: skip
+        training.save_run(folder, step, network, optimizer, run, last_losses)
 
     def preview(step: int) -> torch.Tensor:
         network.eval()
         with torch.no_grad(), mixed():
             image = network(preview_input).float().cpu()
         network.train()
-        path = folder / PREVIEWS / f"step-{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(image, path)
+        training.write_preview(folder, step, image)
         return image
 
     folder.mkdir(parents=True, exist_ok=True)
