@@ -34,6 +34,8 @@ ASSETS = Path(impasto.__file__).resolve().parent / "assets"
 QUICK = {
     "gatys": ["--backbone", "tiny", "--size", "40", "--steps", "2"],
     "fast": ["--model", "vangogh-bedroom"],
+    "adain": ["--size", "40"],
+    "wct": ["--size", "40"],
     "color": [],
 }
 DEEP = "[" * 100_000 + "]" * 100_000

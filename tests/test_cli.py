@@ -583,7 +583,7 @@ def test_stylize_help_without_a_method_says_each_methods_default_and_values(caps
     for group in ("options of every method", "options of gatys and fast", "options of fast"):
         assert group in help_text
     assert help_text.count("--size N ") == 1 and "--steps N" in help_text
-    assert "(default: gatys: 512; fast and color: the input's size)" in help_text
+    assert "(default: gatys: 512; fast, adain, wct and color: the input's size)" in help_text
     # what auto means, and which values each method takes
     assert "gatys {auto,fp32,bf16}: auto: bf16 autocast on CUDA" in help_text
     assert "fast {auto,fp32,bf16,fp16}: auto: fp16 channels_last on CUDA" in help_text

@@ -409,6 +409,7 @@ def _training_images(folder, name: str, size: int, max_pixels: int | None,
     if folder is None:
         return None
     what = "training photos" if name == "data" else "style images"
+    among = "" if name == "data" else " style images"
 
     def reading(done: int, total: int) -> None:
         report(progress, ProgressEvent(f"reading {what}", done, total, kind="item"))
@@ -417,6 +418,6 @@ def _training_images(folder, name: str, size: int, max_pixels: int | None,
     if images.skipped and notify is not None:
         notify(
             f"skipped {len(images.skipped)} unreadable or too large file(s) of "
-            f"{len(images.skipped) + len(images.photos)} {what} (first: {images.skipped[0]})"
+            f"{len(images.skipped) + len(images.photos)}{among} (first: {images.skipped[0]})"
         )
     return images
