@@ -27,7 +27,6 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,12 +36,10 @@ from ..config import option
 from ..model_folder import shipped_models
 from ..progress import ProgressCallback, ProgressEvent, report
 from ..regions import masks_at, region_weights, weighted_mean_std
-from .base import Method
 from .feature_transfer import (
     TransferConfig,
+    TransferMethod,
     TransferRunner,
-    check_transfer_config,
-    resolve_decoder,
 )
 
 
@@ -130,31 +127,14 @@ class AdainGraph(torch.nn.Module):
         return self.decoders(self.layer, target, size).clamp(0, 1)
 
 
-class AdainMethod(Method):
+class AdainMethod(TransferMethod):
     """The method table's ``adain``: any painting in one pass through a trained decoder."""
 
     name = "adain"
     config_class = AdainConfig
     decoder_needs_styles = True
-    export_formats = ("onnx",)
-
-    def check(self, config: AdainConfig, style_count: int | None) -> None:
-        check_transfer_config(config, self.name, style_count)
-
-    def prepare(self, config: AdainConfig, styles: Sequence[torch.Tensor], *, backbone=None,
-                notify=None) -> AdainRunner:  # fmt: skip
-        return AdainRunner(self.name, config, resolve_decoder(config, self.name), styles, notify)
-
-    def export(self, model, path, format: str, opset: int):
-        from ..backbones import load_backbone
-        from ..decoders import load_decoders
-        from ..export import GraphInput, export_onnx, image_input
-
-        decoder = load_decoders(model, self.name)
-        graph = AdainGraph(load_backbone(decoder.backbone), decoder.decoders)
-        inputs = (image_input("content", "content"), image_input("style", "style", seed=1),
-                  GraphInput("alpha", "alpha", (1,)))  # fmt: skip
-        return export_onnx(graph, path, opset=opset, inputs=inputs)
+    runner_class = AdainRunner
+    graph_class = AdainGraph
 
     # ---------------------------------------------------------------- decoder training
 

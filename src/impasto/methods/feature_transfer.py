@@ -13,7 +13,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from ..images import load_image, resize_long_side, resize_to
 from ..model_folder import MODELS_DIR
 from ..progress import ProgressCallback
 from ..regions import check_masks
-from .base import Notify, Prepared, StyleResult, style_weights
+from .base import Method, Notify, Prepared, StyleResult, style_weights
 
 MIN_SIDE = 16  # two feature pixels at stride 8: reflection padding needs them
 
@@ -212,3 +212,30 @@ def resolve_decoder(config: Any, method: str) -> DecoderModel:
     if name is None:
         check_transfer_config(config, method, None)  # says how to get one
     return load_decoders(name, method)
+
+
+class TransferMethod(Method):
+    """What the table's ``adain`` and ``wct`` do alike: the checks, ``prepare`` through their
+    ``runner_class``, and ONNX export of their ``graph_class`` (the whole method as a module of
+    content, style and alpha)."""
+
+    runner_class: ClassVar[type]
+    graph_class: ClassVar[type]
+    export_formats = ("onnx",)
+
+    def check(self, config: Any, style_count: int | None) -> None:
+        check_transfer_config(config, self.name, style_count)
+
+    def prepare(self, config: Any, styles: Sequence[torch.Tensor], *, backbone=None,
+                notify=None) -> TransferRunner:  # fmt: skip
+        return self.runner_class(self.name, config, resolve_decoder(config, self.name), styles,
+                                 notify)  # fmt: skip
+
+    def export(self, model, path, format: str, opset: int):
+        from ..export import GraphInput, export_onnx, image_input
+
+        decoder = load_decoders(model, self.name)
+        graph = self.graph_class(load_backbone(decoder.backbone), decoder.decoders)
+        inputs = (image_input("content", "content"), image_input("style", "style", seed=1),
+                  GraphInput("alpha", "alpha", (1,)))  # fmt: skip
+        return export_onnx(graph, path, opset=opset, inputs=inputs)

@@ -37,7 +37,6 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -48,12 +47,10 @@ from ..config import option
 from ..model_folder import shipped_models
 from ..progress import ProgressCallback, ProgressEvent, report
 from ..regions import masks_at, region_weights, weighted_mean_covariance
-from .base import Method
 from .feature_transfer import (
     TransferConfig,
+    TransferMethod,
     TransferRunner,
-    check_transfer_config,
-    resolve_decoder,
 )
 
 RIDGE = 1e-5  # of the mean eigenvalue
@@ -207,31 +204,14 @@ class WctRunner(TransferRunner):
         return image
 
 
-class WctMethod(Method):
+class WctMethod(TransferMethod):
     """The method table's ``wct``: any painting, coarse to fine through trained decoders."""
 
     name = "wct"
     config_class = WctConfig
     decoder_needs_styles = False
-    export_formats = ("onnx",)
-
-    def check(self, config: WctConfig, style_count: int | None) -> None:
-        check_transfer_config(config, self.name, style_count)
-
-    def prepare(self, config: WctConfig, styles: Sequence[torch.Tensor], *, backbone=None,
-                notify=None) -> WctRunner:  # fmt: skip
-        return WctRunner(self.name, config, resolve_decoder(config, self.name), styles, notify)
-
-    def export(self, model, path, format: str, opset: int):
-        from ..backbones import load_backbone
-        from ..decoders import load_decoders
-        from ..export import GraphInput, export_onnx, image_input
-
-        decoder = load_decoders(model, self.name)
-        graph = WctGraph(load_backbone(decoder.backbone), decoder.decoders)
-        inputs = (image_input("content", "content"), image_input("style", "style", seed=1),
-                  GraphInput("alpha", "alpha", (1,)))  # fmt: skip
-        return export_onnx(graph, path, opset=opset, inputs=inputs)
+    runner_class = WctRunner
+    graph_class = WctGraph
 
     # ---------------------------------------------------------------- decoder training
 
