@@ -86,9 +86,26 @@ def choose_backbone(made_with: str | None = None) -> str:
     return others[0] if others else here[0]
 
 
-def _clip_encoder(weights) -> tuple[Any, str]:
-    """(encoder, "") or (None, the 'unavailable' reason) when there are no CLIP weights.
-    Weights that exist but do not load raise WeightsError (a broken file is an error)."""
+def check_backbone_names(backbone: str | Any, made_with: str | None) -> None:
+    """InputError unless ``backbone`` is "auto", a registry name or a Backbone, and
+    ``made_with`` is None or a registry name."""
+    from ..backbones import BACKBONES
+
+    if made_with is not None and made_with not in BACKBONES:
+        raise InputError(
+            f"unknown made_with backbone '{made_with}'; choose from: {', '.join(BACKBONES)}"
+        )
+    if isinstance(backbone, str) and backbone != "auto" and backbone not in BACKBONES:
+        raise InputError(
+            f"unknown backbone '{backbone}'; choose from: auto, {', '.join(BACKBONES)}"
+        )
+
+
+def clip_encoder(weights) -> tuple[Any, str]:
+    """The CLIP image encoder for ``weights`` (a file, a loaded encoder, or None: see
+    ``impasto.clip.clip_weights_path``): (encoder, "") or (None, the 'unavailable' reason) when
+    there are no CLIP weights. Weights that exist but do not load raise WeightsError (a broken
+    file is an error)."""
     from .. import clip
 
     if isinstance(weights, torch.nn.Module):
@@ -127,17 +144,8 @@ def evaluate(
     CLIP metrics are reported as unavailable with the way to get them. ``references``: also
     score the content itself and the style itself (about twice the work) and write the verdict.
     """
-    from ..backbones import BACKBONES
-
     selected = check_metrics(metrics)
-    if made_with is not None and made_with not in BACKBONES:
-        raise InputError(
-            f"unknown made_with backbone '{made_with}'; choose from: {', '.join(BACKBONES)}"
-        )
-    if isinstance(backbone, str) and backbone != "auto" and backbone not in BACKBONES:
-        raise InputError(
-            f"unknown backbone '{backbone}'; choose from: auto, {', '.join(BACKBONES)}"
-        )
+    check_backbone_names(backbone, made_with)
 
     output = _load(output, "output")
     content = _load(content, "content")
@@ -176,7 +184,7 @@ def evaluate(
     unavailable: dict[str, str] = {}
     clip = None
     if any(METRICS[name].kind == "clip" for name in scored):
-        clip, reason = _clip_encoder(clip_weights)
+        clip, reason = clip_encoder(clip_weights)
         if clip is None:
             for name in [name for name in scored if METRICS[name].kind == "clip"]:
                 unavailable[name] = reason

@@ -53,6 +53,12 @@ class FeatureCache:
             self._entries[id(image)] = entry
         return {name: entry[1][name] for name in layers}
 
+    def forget(self, keep: Sequence[torch.Tensor] = ()) -> None:
+        """Drop the features of every image but those in ``keep`` (by identity): scoring a
+        clip keeps the style's features and forgets each frame's."""
+        kept = {id(image) for image in keep}
+        self._entries = {key: entry for key, entry in self._entries.items() if key in kept}
+
 
 def _run_backbone(backbone, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
     if isinstance(backbone, FeatureCache):

@@ -1,8 +1,10 @@
 """The table of metrics: ``METRICS`` maps each name to its function, kind, direction, one-line
 meaning and the inputs the function takes; ``evaluate`` (and ``impasto evaluate``) read it.
 
-A new kind of metric (e.g. a temporal one for video, taking frames) is one more row whose
-``inputs`` name what it needs; ``evaluate`` passes each function only those inputs.
+A new kind of metric is one more row whose ``inputs`` name what it needs; ``evaluate`` passes
+each function only those inputs. The temporal metric of a clip (the warping error,
+``impasto.metrics.temporal``) is no row: it needs every frame of the clip, not one image;
+``evaluate_clip`` (``impasto.metrics.clips``) adds it beside these.
 
 ArtFID is not offered: it scores a set of results (LPIPS on AlexNet plus FID on Inception-v3
 features), not one image, and impasto does not implement it.
@@ -24,7 +26,7 @@ class Metric:
 
     function: called with the inputs named in ``inputs`` (in that order), returns a float.
     kind: "pixel" (no network), "feature" (needs a backbone), "clip" (needs the CLIP image
-    encoder); later "temporal" (frames).
+    encoder).
     direction: "higher" or "lower": the way values move nearer the image ``toward`` names.
     measures: "structure" (how much of the content is kept: the content itself scores the
     extreme), "style" or "colour" (how near the style came: the style itself scores it).
