@@ -49,7 +49,8 @@ class FrameMotion:
         return warp(previous, self.flow, mode)
 
 
-def _cv2():
+def opencv():
+    """The cv2 module, or an InputError saying which extra provides it."""
     try:
         import cv2
     except ImportError as error:
@@ -80,7 +81,7 @@ def optical_flow(frame: torch.Tensor, other: torch.Tensor, preset: str = "medium
         )
     if not 0 < scale <= 1:
         raise InputError(f"flow scale must be in (0, 1], not {scale}")
-    cv2 = _cv2()
+    cv2 = opencv()
     height, width = frame.shape[-2:]
     a, b = _grey(frame), _grey(other)
     if scale < 1:
@@ -121,7 +122,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tor
     "nearest", which copies pixels without blurring them; the border repeats outside)."""
     if mode not in _INTERPOLATION:
         raise InputError(f"unknown warp mode '{mode}'; choose from: {', '.join(_INTERPOLATION)}")
-    cv2 = _cv2()
+    cv2 = opencv()
     xs, ys = _maps(flow)
     if image.shape[0] * image.shape[1] > 1:  # one fixed-point map for every channel
         xs, ys = cv2.convertMaps(xs, ys, cv2.CV_16SC2)

@@ -44,6 +44,14 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
+def temporal_loss(image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Ruder et al.'s temporal loss: the mean squared difference between ``image`` and
+    ``target`` (the warped previous frame), both (B, 3, H, W), over the pixels where ``mask``
+    (B or 1, 1, H, W) is 1: a mean, so it does not grow with the image or the mask."""
+    error = (mask * (image.float() - target.float()).square()).sum()
+    return error / (mask.sum() * image.shape[1] + EPS)
+
+
 def blended_grams(
     features: Sequence[dict[str, torch.Tensor]], blend: Sequence[float], layers: Iterable[str]
 ) -> dict[str, torch.Tensor]:

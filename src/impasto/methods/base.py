@@ -124,12 +124,16 @@ class Prepared(ABC):
     """A method ready to run on many images: weights loaded, style statistics computed.
 
     ``max_batch``: how many same-size images ``run`` takes at once (1: one at a time).
+    ``takes_prior``: ``run`` accepts ``prior`` (impasto.temporal.TemporalPrior), the warped
+    previous frame of a video, and keeps the clip consistent itself (methods that optimise);
+    the frame runner post-processes the others' outputs instead.
     """
 
     method: str = ""
     backbone: str = ""
     device: str = "cpu"
     max_batch: int = 1
+    takes_prior: bool = False
 
     def summary(self) -> str:
         """What runs where, for one line of a front end: "vgg19 on cuda"."""
@@ -141,12 +145,15 @@ class Prepared(ABC):
         ``progress`` returns False."""
 
     def checked_run(
-        self, content: torch.Tensor, progress: ProgressCallback | None = None
+        self, content: torch.Tensor, progress: ProgressCallback | None = None, prior: Any = None
     ) -> StyleResult:
         """``run``, and an InputError instead of a picture holding NaN or infinity (a model
         whose weights overflow, settings that blow the optimisation up): never written as a
-        black or unchanged image."""
-        result = self.run(content, progress)
+        black or unchanged image. ``prior``: passed on to methods that take one."""
+        if prior is not None and self.takes_prior:
+            result = self.run(content, progress, prior=prior)
+        else:
+            result = self.run(content, progress)
         if not bool(torch.isfinite(result.image).all()):
             raise InputError(
                 f"{self.method} ({self.summary()}) produced pixels that are not finite numbers "

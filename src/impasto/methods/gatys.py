@@ -47,6 +47,7 @@ from ..devices import (
 from ..errors import InputError, partial_kept_on_stop
 from ..images import resize_long_side
 from ..progress import ProgressCallback, ProgressEvent, report
+from ..temporal import TemporalPrior
 from .base import Method, Prepared, StyleResult, style_weights
 
 OPTIMIZER_CHOICES = ("lbfgs", "adam")
@@ -154,6 +155,7 @@ class Objective:
                                           config.tv_weight)  # fmt: skip
         self.style_layers = dict(style_layers)
         self.layers = sorted(set(content_layers) | set(self.style_layers))
+        self.prior: tuple[float, torch.Tensor, torch.Tensor] | None = None
         with torch.no_grad():
             content_features = self._features(content)
             self.content_targets = {k: content_features[k] for k in content_layers}
@@ -173,15 +175,23 @@ class Objective:
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         features = self._features(image, self.network)
+        extra = None
+        if self.prior is not None:  # a video frame after the first (impasto.temporal)
+            weight, target, mask = self.prior
+            extra = {"temporal": (weight, losses.temporal_loss(image, target, mask))}
         return losses.perceptual_loss(image, features, self.content_targets, self.style_targets,
-                                      self.style_layers, self.weights)  # fmt: skip
+                                      self.style_layers, self.weights, extra)  # fmt: skip
 
 
 def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             config: GatysConfig | None = None, *, backbone: Backbone | None = None,
-            progress: ProgressCallback | None = None, notify=None) -> StyleResult:  # fmt: skip
+            progress: ProgressCallback | None = None, notify=None,
+            prior: TemporalPrior | None = None) -> StyleResult:  # fmt: skip
     """Stylise ``content`` (1, 3, H, W) in [0, 1] with one or more ``styles``.
 
+    ``prior``: a video frame after the first (impasto.temporal, Ruder et al. 2016): only the
+    last scale runs, from the warped previous frame where it is reliable, with
+    ``temporal_steps`` of ``config.steps`` and a temporal loss of ``temporal_weight``.
     ``backbone``: a loaded backbone to reuse (else ``config.backbone`` is loaded, announcing a
     fallback through ``notify(str)``). Raises InputError / WeightsError / Cancelled.
     """
@@ -218,7 +228,10 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         styles = [color.match_color(s, content) for s in styles]
 
     sizes = scale_sizes(config.size, config.scales)
-    total_steps = config.steps * len(sizes)
+    steps = config.steps
+    if prior is not None:
+        sizes, steps = sizes[-1:], temporal_steps(config.steps)
+    total_steps = steps * len(sizes)
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     image = None
@@ -256,7 +269,12 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             objective = Objective(backbone, network, content_here, styles_here, blend, config,
                                   content_layers, style_layers, mixed,
                                   channels_last=device.type == "cuda")  # fmt: skip
-            if image is None:
+            if prior is not None:
+                objective.prior = (temporal_weight(prior.strength), prior.image.to(device),
+                                   prior.reliable.to(device))  # fmt: skip
+                reliable = objective.prior[2]
+                image = reliable * objective.prior[1] + (1 - reliable) * content_here
+            elif image is None:
                 if config.init == "noise":
                     image = torch.rand(content_here.shape, generator=generator).to(device)
                 else:
@@ -268,7 +286,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             stage = f"scale {scale_index + 1}/{len(sizes)} ({size} px)"
             report(progress, ProgressEvent(stage, step_count, total_steps, kind="stage"))
 
-            budget = _Budget(config.steps)
+            budget = _Budget(steps)
 
             def evaluate(image=image, objective=objective, stage=stage, budget=budget):
                 """One loss evaluation (forward + backward); records and reports it."""
@@ -293,7 +311,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
                 return total
 
             try:
-                _optimize(config, image, evaluate)
+                _optimize(config, image, evaluate, steps)
             except _BudgetSpent:
                 pass
             with torch.no_grad():
@@ -343,12 +361,29 @@ class GatysRunner(Prepared):
         self.backbone = backbone.name
         self.device = str(resolve_device(config.device))
 
-    def run(self, content: torch.Tensor, progress: ProgressCallback | None = None) -> StyleResult:
+    takes_prior = True
+
+    def run(self, content: torch.Tensor, progress: ProgressCallback | None = None,
+            prior: TemporalPrior | None = None) -> StyleResult:  # fmt: skip
         return stylize(content, self.styles, self.config, backbone=self.network,
-                       progress=progress, notify=self.notify)  # fmt: skip
+                       progress=progress, notify=self.notify, prior=prior)  # fmt: skip
 
 
 METHOD = GatysMethod()
+
+TEMPORAL_WEIGHT = 2e3
+"""The temporal loss weight at strength 0.5 (docs/video.md); x s / (1 - s) at strength s."""
+
+
+def temporal_weight(strength: float) -> float:
+    """Ruder et al.'s temporal loss weight for ``--temporal`` strength s in (0, 1)."""
+    return TEMPORAL_WEIGHT * strength / (1.0 - strength)
+
+
+def temporal_steps(steps: int) -> int:
+    """Steps for a frame after the first: it starts from the warped previous frame, so it
+    needs fewer (half, at least 10, at most ``steps``)."""
+    return min(steps, max(10, steps // 2))
 
 
 class _BudgetSpent(Exception):
@@ -380,8 +415,8 @@ class _Budget:
             self.best_image = image.detach().clone()
 
 
-def _optimize(config: GatysConfig, image: torch.Tensor, evaluate) -> None:
-    """Run ``config.steps`` loss evaluations of L-BFGS or Adam on ``image`` in place.
+def _optimize(config: GatysConfig, image: torch.Tensor, evaluate, steps: int) -> None:
+    """Run ``steps`` loss evaluations of L-BFGS or Adam on ``image`` in place.
 
     ``evaluate`` raises _BudgetSpent when the evaluations are used up (handled by the caller).
     L-BFGS runs as one call (max_iter = max_eval = steps) so no evaluation is wasted: calling it
@@ -391,8 +426,8 @@ def _optimize(config: GatysConfig, image: torch.Tensor, evaluate) -> None:
     """
     if config.optimizer == "lbfgs":
         optimizer = torch.optim.LBFGS(
-            [image], lr=config.learning_rate or 1.0, max_iter=config.steps,
-            max_eval=config.steps, history_size=50, tolerance_grad=-1.0,
+            [image], lr=config.learning_rate or 1.0, max_iter=steps,
+            max_eval=steps, history_size=50, tolerance_grad=-1.0,
             tolerance_change=-1.0, line_search_fn="strong_wolfe",
         )  # fmt: skip
 
@@ -403,7 +438,7 @@ def _optimize(config: GatysConfig, image: torch.Tensor, evaluate) -> None:
         optimizer.step(closure)
         return
     optimizer = torch.optim.Adam([image], lr=config.learning_rate or 0.02)
-    for _ in range(config.steps):
+    for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         evaluate()
         optimizer.step()
