@@ -33,6 +33,7 @@ from .args import (
     option_value,
     positive_int,
 )
+from .stylize_clip import add_clip_flags, is_clip_job, run_clip
 from .terminal import ProgressView, Terminal
 
 if TYPE_CHECKING:  # the library imports torch: only when the command runs
@@ -187,6 +188,7 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         "(default: $IMPASTO_MAX_PIXELS or 64 million)",
     )
     other.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_clip_flags(parser)
 
 
 class PreviewSaver:
@@ -264,6 +266,19 @@ def refuse_style_image(method: str, inputs: Sequence[str], output: str) -> None:
         )
 
 
+def refuse_clip_flags(args: argparse.Namespace) -> None:
+    """Video options given for images: say so rather than ignore them."""
+    from ..errors import InputError
+
+    given = [flag for flag, value in (("--temporal", args.temporal), ("--start", args.start),
+             ("--duration", args.duration), ("--every", args.every != 1), ("--fps", args.fps),
+             ("--resume", args.resume)) if value]  # fmt: skip
+    if given:
+        raise InputError(
+            f"{', '.join(given)}: options for clips (a video file, or a folder with --frames)"
+        )
+
+
 def run(args: argparse.Namespace, terminal: Terminal) -> int:
     from .. import batch, images, pipeline
 
@@ -282,6 +297,9 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
 
     # 1. Option values (cheap): nothing is read or loaded before these are right.
     config = pipeline.make_config(method, options, len(styles))
+    if is_clip_job(args, inputs):  # a video, or a folder of frames with --frames
+        return run_clip(args, terminal, method, config, inputs, styles)
+    refuse_clip_flags(args)
 
     # 2. Outputs and inputs: bad paths and files fail here, in well under a second.
     jobs, single = batch.plan(
