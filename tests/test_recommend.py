@@ -20,7 +20,7 @@ def ids(situations=()):
     [
         ("quality", ["gatys"]),
         ("realtime", ["fast", "adain"]),
-        ("video", ["fast-temporal", "animatediff", "fast", "adain"]),
+        ("video", ["fast", "adain", "fast-temporal", "animatediff"]),
         ("arbitrary_style", ["adain", "wct"]),
         ("photorealistic", ["photowct", "color"]),
         ("text_prompt", ["sdxl-ip-adapter"]),
@@ -46,7 +46,7 @@ def test_default_is_gatys_then_sdxl_ip_adapter():
 
 def test_several_situations_combine_rows_without_duplicates():
     assert ids(["video", "photorealistic"]) == [
-        "fast-temporal", "animatediff", "fast", "adain", "photowct", "color",
+        "fast", "adain", "fast-temporal", "animatediff", "photowct", "color",
     ]  # fmt: skip
     # realtime and arbitrary_style both name AdaIN: listed once, at its first row.
     assert ids(["arbitrary_style", "realtime"]) == ["fast", "adain", "wct"]

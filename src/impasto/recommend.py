@@ -80,6 +80,7 @@ class Tension:
 
 _NOT_YET = "not implemented in impasto yet; elsewhere: "
 _REALTIME = "impasto stylize --method fast --model vangogh-bedroom-rt --compile frames/ -o painted/"
+_VIDEO = "impasto stylize --method fast --model vangogh-bedroom-rt --compile clip.mp4 -o painted.mp4"
 _METHOD_ROWS: tuple[Method, ...] = (
     Method(
         "gatys",
@@ -101,7 +102,7 @@ _METHOD_ROWS: tuple[Method, ...] = (
         "(real time on a CPU)",
         training={"size": 256, "batch": 4, "steps": 4000, "learning_rate": 1e-3, "channels": 32},
         usage="impasto stylize --method fast --model vangogh-bedroom photo.jpg -o out.png",
-        usage_for={"realtime": _REALTIME, "video": _REALTIME},
+        usage_for={"realtime": _REALTIME, "video": _VIDEO},
         train_usage="impasto train fast --style painting.jpg --data photos/ -o models/painting",
     ),
     Method(
@@ -114,6 +115,7 @@ _METHOD_ROWS: tuple[Method, ...] = (
         "built in, with a shipped decoder for efficientnet-lite0 (no download)",
         training={"size": 256, "batch": 8, "learning_rate": 5e-4, "style_weight": 10.0},
         usage="impasto stylize --method adain photo.jpg painting.jpg -o out.png",
+        usage_for={"video": "impasto stylize --method adain clip.mp4 painting.jpg -o out.mp4"},
         train_usage="impasto train decoder --method adain --data photos/ --styles paintings/ "
         "-o models/adain",
     ),
@@ -218,7 +220,9 @@ METHODS: Mapping[str, Method] = MappingProxyType(
 # Row order is relevance order: answers are listed row by row.
 RULES: tuple[Rule, ...] = (
     Rule(("quality",), ("gatys",), "single best-quality result"),
-    Rule(("video",), ("fast-temporal", "animatediff"), "video: temporal consistency first"),
+    Rule(("video",), ("fast", "adain", "fast-temporal", "animatediff"),
+         "video: every method keeps a clip steady (--temporal, on for clips); the feed-forward "
+         "ones take a fraction of a second per frame"),  # fmt: skip
     Rule(("realtime", "video"), ("fast", "adain"), "real-time or video"),
     Rule(("arbitrary_style",), ("adain", "wct"), "arbitrary styles in one pass"),
     Rule(("photorealistic",), ("photowct",), "keep photographic realism"),
@@ -239,8 +243,8 @@ TENSIONS: tuple[Tension, ...] = (
     Tension(
         ("quality", "video"),
         "quality and video pull against each other: gatys takes seconds to minutes per frame "
-        "and flickers from frame to frame; the video methods trade some quality for speed and "
-        "steadiness",
+        "(with --temporal each frame starts from the last one and takes half the steps); the "
+        "feed-forward methods trade some quality for speed",
     ),
     Tension(
         ("realtime", "text_prompt"),
