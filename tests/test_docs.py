@@ -29,7 +29,8 @@ METHOD_NAMED = re.compile(r"`--method (\w+)`")
 
 @dataclass
 class Table:
-    method: str | None  # stylize: the method the paragraph before the table names
+    method: str | None  # stylize: the method the paragraph before the table names ("any": a
+    # table of options for every method, e.g. the clips')
     rows: list[tuple[list[str], str]]  # (flags of the first cell, default cell)
 
 
@@ -79,7 +80,7 @@ def tables(text: str) -> list[Table]:
         if not lines or not lines[0].startswith("| option | default |"):
             continue
         before = blocks[index - 1] if index else ""
-        named = METHOD_NAMED.findall(before)
+        named = METHOD_NAMED.findall(before) or (["any"] if "with any method" in before else [])
         rows = []
         for line in lines[2:]:
             cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -155,7 +156,8 @@ SECTIONS = sections()
 def test_the_reference_has_a_section_and_a_table_per_method():
     named = {" ".join(section.words) for section in SECTIONS}
     assert {"stylize", "train fast", "export", "download", "backbones", "evaluate"} <= named
-    methods = [table.method or DEFAULT_METHOD for table in SECTIONS_BY["stylize"].tables]
+    tables_ = SECTIONS_BY["stylize"].tables
+    methods = [table.method or DEFAULT_METHOD for table in tables_ if table.method != "any"]
     assert sorted(methods) == sorted(available_methods())
 
 
@@ -208,7 +210,8 @@ def test_every_flag_of_the_command_is_in_the_readme(name):
 def test_every_default_in_a_table_is_the_one_the_help_shows(name):
     section = SECTIONS_BY[name]
     for table in section.tables:
-        extra = ("--method", table.method or DEFAULT_METHOD) if name == "stylize" else ()
+        method = DEFAULT_METHOD if table.method in (None, "any") else table.method
+        extra = ("--method", method) if name == "stylize" else ()
         known = options(command_parser(section.words, *extra))
         for flags, default in table.rows:
             assert flags, f"a row names no flag: {default!r}"

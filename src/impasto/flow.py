@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -108,8 +109,6 @@ _INTERPOLATION = {
 
 def _maps(flow: torch.Tensor):
     """OpenCV remap coordinates x + flow(x), y + flow(y): two (H, W) float32 arrays."""
-    import numpy as np
-
     _, height, width = flow.shape
     f = flow.detach().float().cpu().numpy()
     xs = np.arange(width, dtype=np.float32)[None, :] + f[0]
@@ -130,7 +129,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tor
     pixels = image.detach().float().cpu().contiguous().numpy()
     out = torch.empty(pixels.shape, dtype=torch.float32)
     planes = out.numpy()
-    for index in __import__("numpy").ndindex(*pixels.shape[:2]):  # planes: no HWC copies
+    for index in np.ndindex(*pixels.shape[:2]):  # planes: no HWC copies
         cv2.remap(pixels[index], xs, ys, interpolation, dst=planes[index],
                   borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
     return out.to(image.dtype)

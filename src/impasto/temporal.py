@@ -34,6 +34,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -96,8 +97,6 @@ def trusted(motion: FrameMotion, previous: torch.Tensor, current: torch.Tensor) 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of (B, C, H, W) (OpenCV, plane by plane, reflected border)."""
-    import numpy as np
-
     from .flow import opencv
 
     cv2 = opencv()

@@ -28,7 +28,7 @@ def add_clip_flags(parser: argparse.ArgumentParser) -> None:
                        "of separate images; OUT is then a video file or a folder")  # fmt: skip
     group.add_argument("--temporal", metavar="STRENGTH", default=None,
                        help="temporal consistency from 0 to below 1, or 'off' for plain "
-                       f"per-frame output (default for clips: {TEMPORAL_DEFAULT})")  # fmt: skip
+                       f"per-frame output (default: {TEMPORAL_DEFAULT} for clips)")  # fmt: skip
     group.add_argument("--temporal-design", choices=DESIGN_CHOICES, default="carry",
                        help="how feed-forward outputs are made consistent (docs/video.md; "
                        "default: %(default)s)")  # fmt: skip
