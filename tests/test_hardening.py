@@ -235,7 +235,14 @@ def test_a_stopped_stylize_keeps_the_image_so_far_beside_the_output(
         "--steps",
         "100000",
     ]
-    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    # A shell's background job inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: give the child the default, as a terminal's Ctrl-C finds it.
+    process = subprocess.Popen(
+        argv,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     line = ""
     while "scale 1/1" not in line and time.monotonic() < deadline:  # wait until it works
