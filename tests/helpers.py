@@ -1,8 +1,9 @@
-"""Helpers shared by the CLI tests: run a command in-process, read its one error line, make
-small images, and turn a hang into a failure."""
+"""Helpers shared by the tests: run a command in-process, read its one error line, make
+small images, the cheapest settings of each method, and turn a hang into a failure."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 from contextlib import contextmanager
@@ -14,7 +15,8 @@ from PIL import Image
 
 import impasto
 from impasto.cli import main as cli
-from impasto.model_folder import MODELS_DIR
+from impasto.methods.registry import METHODS, load_method
+from impasto.model_folder import MODELS_DIR, shipped_models
 
 ASSETS = Path(impasto.__file__).resolve().parent / "assets"
 
@@ -87,3 +89,13 @@ def altered_model(folder: Path, config=None, metadata=None, weights=None, drop=(
     for name in drop:
         (folder / name).unlink()
     return folder
+
+
+def quick_options(name: str) -> dict:
+    """Options that make method ``name`` run in well under a second, from its config's fields."""
+    fields = {field.name for field in dataclasses.fields(load_method(name).config_class)}
+    wanted = {"backbone": "tiny", "steps": 3, "size": 32, "device": "cpu", "seed": 3}
+    options = {key: value for key, value in wanted.items() if key in fields}
+    if METHODS[name].takes_model:
+        options["model"] = shipped_models(name)[0]
+    return options

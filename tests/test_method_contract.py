@@ -10,11 +10,11 @@ dict and through the CLI's flags, and bad settings give the project's input erro
 from __future__ import annotations
 
 import dataclasses
-import typing
 
 import numpy as np
 import pytest
 import torch
+from helpers import quick_options
 from PIL import Image
 
 import impasto
@@ -45,16 +45,6 @@ def test_the_row_says_what_the_method_does(name):
     assert row.takes_model == ("model" in fields)
     if row.takes_model:
         assert shipped_models(name) or method.compare_options.get("model")
-
-
-def quick_options(name: str) -> dict[str, typing.Any]:
-    """Options that make ``name`` run in well under a second, from its config's fields."""
-    fields = {field.name for field in dataclasses.fields(load_method(name).config_class)}
-    wanted = {"backbone": "tiny", "steps": 3, "size": 32, "device": "cpu", "seed": 3}
-    options = {key: value for key, value in wanted.items() if key in fields}
-    if METHODS[name].takes_model:
-        options["model"] = shipped_models(name)[0]
-    return options
 
 
 def picture(height: int, width: int, seed: int) -> torch.Tensor:

@@ -12,13 +12,13 @@ import functools
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import quick_options
 
 import impasto
 from impasto import frames, pipeline, video
 from impasto.errors import Cancelled, InputError
 from impasto.methods.registry import METHODS, available_methods
 from impasto.metrics.temporal import warping_error
-from impasto.model_folder import shipped_models
 from impasto.temporal import TEMPORAL_DESIGNS, Stabiliser, TemporalPrior, parse_temporal
 
 pytest.importorskip("cv2")
@@ -192,20 +192,6 @@ def test_checked_run_gives_the_prior_only_to_methods_that_take_one(tiny):
 
 NAMES = available_methods()
 FRAME_COUNT = 5
-
-
-def quick_options(name: str) -> dict:
-    """The cheapest settings ``name`` takes (as in tests/test_method_contract.py)."""
-    import dataclasses
-
-    from impasto.methods.registry import load_method
-
-    fields = {field.name for field in dataclasses.fields(load_method(name).config_class)}
-    wanted = {"backbone": "tiny", "steps": 3, "size": 32, "device": "cpu", "seed": 3}
-    options = {key: value for key, value in wanted.items() if key in fields}
-    if METHODS[name].takes_model:
-        options["model"] = shipped_models(name)[0]
-    return options
 
 
 @functools.cache
