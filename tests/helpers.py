@@ -99,3 +99,23 @@ def quick_options(name: str) -> dict:
     if METHODS[name].takes_model:
         options["model"] = shipped_models(name)[0]
     return options
+
+
+def add_tone(container, codec: str = "aac"):
+    """A mono 48 kHz audio stream on the PyAV output ``container``, for :func:`write_tone`
+    (streams must all be added before anything is muxed)."""
+    audio = container.add_stream(codec, 48000)
+    audio.layout = "mono"
+    return audio
+
+
+def write_tone(container, audio, seconds: float) -> None:
+    """Encode and mux ``seconds`` of a 440 Hz sine into ``audio`` (from :func:`add_tone`)."""
+    import av
+
+    time = np.arange(round(48000 * seconds)) / 48000
+    samples = (0.3 * np.sin(2 * np.pi * 440 * time)).astype(np.float32)[None]
+    sound = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+    sound.sample_rate, sound.pts = 48000, 0
+    container.mux(audio.encode(sound))
+    container.mux(audio.encode(None))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import error_line, no_hang, run_cli, write_image
+from helpers import add_tone, error_line, no_hang, run_cli, write_image, write_tone
 
 import impasto
 from impasto import frames, pipeline, video
@@ -49,8 +49,7 @@ def make_clip(path: Path, *, picture: bool = True, audio_seconds: float | None =
             stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
             stream.codec_context.time_base = 1 / FPS
         if audio_seconds:
-            audio = container.add_stream("aac", 48000)
-            audio.layout = "mono"
+            audio = add_tone(container)
         if picture:
             for index, pixels in enumerate(panning_frames()):
                 frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
@@ -58,12 +57,7 @@ def make_clip(path: Path, *, picture: bool = True, audio_seconds: float | None =
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
         if audio_seconds:
-            time = np.arange(round(48000 * audio_seconds)) / 48000
-            samples = (0.3 * np.sin(2 * np.pi * 440 * time)).astype(np.float32)[None]
-            sound = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
-            sound.sample_rate, sound.pts = 48000, 0
-            container.mux(audio.encode(sound))
-            container.mux(audio.encode(None))
+            write_tone(container, audio, audio_seconds)
     return path
 
 

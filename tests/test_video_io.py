@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import add_tone, write_tone
 
 av = pytest.importorskip("av")
 
@@ -53,8 +54,7 @@ def make_clip(
             if rotation:
                 stream.set_display_rotation(rotation)
         if audio_seconds:
-            audio = container.add_stream("libopus" if path.suffix == ".webm" else "aac", 48000)
-            audio.layout = "mono"
+            audio = add_tone(container, "libopus" if path.suffix == ".webm" else "aac")
         if video_stream:
             for index in range(frames):
                 pixels = np.full((height, width, 3), level(index), np.uint8)
@@ -63,12 +63,7 @@ def make_clip(
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
         if audio_seconds:
-            time = np.arange(round(48000 * audio_seconds)) / 48000
-            samples = (0.3 * np.sin(2 * np.pi * 440 * time)).astype(np.float32)[None]
-            sound = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
-            sound.sample_rate, sound.pts = 48000, 0
-            container.mux(audio.encode(sound))
-            container.mux(audio.encode(None))
+            write_tone(container, audio, audio_seconds)
     return path
 
 
