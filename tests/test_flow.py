@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from impasto.errors import InputError
 from impasto.flow import FLOW_PRESETS, motion_between, optical_flow, warp
 
-pytest.importorskip("cv2")
+pytest.importorskip(
+    "cv2", reason="optical-flow tests need the video extra: pip install -e '.[video]'"
+)
 
 MARGIN = 12  # pixels left out at each border: the roll wraps there, the flow is guessed there
 

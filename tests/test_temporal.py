@@ -21,8 +21,10 @@ from impasto.methods.registry import METHODS, available_methods
 from impasto.metrics.temporal import warping_error
 from impasto.temporal import TEMPORAL_DESIGNS, Stabiliser, TemporalPrior, parse_temporal
 
-pytest.importorskip("cv2")
-pytest.importorskip("av")
+pytest.importorskip(
+    "cv2", reason="optical-flow tests need the video extra: pip install -e '.[video]'"
+)
+pytest.importorskip("av", reason="video tests need the video extra: pip install -e '.[video]'")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,7 +16,9 @@ from impasto import metrics
 from impasto.errors import InputError
 from impasto.metrics import TEMPORAL_FLOW, WarpingError, evaluate_clip, warping_error
 
-pytest.importorskip("cv2")
+pytest.importorskip(
+    "cv2", reason="optical-flow tests need the video extra: pip install -e '.[video]'"
+)
 
 SINTEL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "sintel_raft_demo"
 
@@ -40,7 +42,9 @@ def sintel() -> list[torch.Tensor]:
     """The ten Sintel frames at 128 x 54 (quick), (1, 3, H, W) each."""
     files = sorted(SINTEL.glob("*.jpg"))
     if len(files) < 4:
-        pytest.skip(f"no Sintel frames in {SINTEL}")
+        pytest.skip(
+            f"the project's clips are not beside this checkout (no Sintel frames in {SINTEL})"
+        )
     frames = [impasto.load_image(path).rgb for path in files[:6]]
     return [F.interpolate(f, size=(54, 128), mode="area").clamp(0, 1) for f in frames]
 
@@ -201,7 +205,9 @@ def test_the_default_frame_step_scores_at_most_twenty_frames(tmp_path):
 
 
 def test_evaluate_clip_reads_a_video_file(tmp_path):
-    av = pytest.importorskip("av")
+    av = pytest.importorskip(
+        "av", reason="video tests need the video extra: pip install -e '.[video]'"
+    )
     frames = panning(6, height=48, width=64)
     path = tmp_path / "clip.mp4"
     with av.open(str(path), "w") as container:

@@ -22,8 +22,10 @@ import impasto
 from impasto import frames, pipeline, video
 from impasto.errors import Cancelled
 
-av = pytest.importorskip("av")
-pytest.importorskip("cv2")
+av = pytest.importorskip("av", reason="video tests need the video extra: pip install -e '.[video]'")
+pytest.importorskip(
+    "cv2", reason="optical-flow tests need the video extra: pip install -e '.[video]'"
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

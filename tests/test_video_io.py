@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import add_tone, write_tone
 
-av = pytest.importorskip("av")
+av = pytest.importorskip("av", reason="video tests need the video extra: pip install -e '.[video]'")
 
 from impasto import video  # noqa: E402
 from impasto.errors import InputError  # noqa: E402
