@@ -80,7 +80,9 @@ class Tension:
 
 _NOT_YET = "not implemented in impasto yet; elsewhere: "
 _REALTIME = "impasto stylize --method fast --model vangogh-bedroom-rt --compile frames/ -o painted/"
-_VIDEO = "impasto stylize --method fast --model vangogh-bedroom-rt --compile clip.mp4 -o painted.mp4"
+_VIDEO = (
+    "impasto stylize --method fast --model vangogh-bedroom-rt --compile clip.mp4 -o painted.mp4"
+)
 _METHOD_ROWS: tuple[Method, ...] = (
     Method(
         "gatys",
@@ -220,9 +222,12 @@ METHODS: Mapping[str, Method] = MappingProxyType(
 # Row order is relevance order: answers are listed row by row.
 RULES: tuple[Rule, ...] = (
     Rule(("quality",), ("gatys",), "single best-quality result"),
-    Rule(("video",), ("fast", "adain", "fast-temporal", "animatediff"),
-         "video: every method keeps a clip steady (--temporal, on for clips); the feed-forward "
-         "ones take a fraction of a second per frame"),  # fmt: skip
+    Rule(
+        ("video",),
+        ("fast", "adain", "fast-temporal", "animatediff"),
+        "video: every method keeps a clip steady (--temporal, on for clips); the feed-forward "
+        "ones take a fraction of a second per frame",
+    ),
     Rule(("realtime", "video"), ("fast", "adain"), "real-time or video"),
     Rule(("arbitrary_style",), ("adain", "wct"), "arbitrary styles in one pass"),
     Rule(("photorealistic",), ("photowct",), "keep photographic realism"),
