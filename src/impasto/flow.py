@@ -92,11 +92,16 @@ def optical_flow(frame: torch.Tensor, other: torch.Tensor, preset: str = "medium
     preset_id = getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}")
     flow = cv2.DISOpticalFlow_create(preset_id).calc(a, b, None)  # (h, w, 2) float32
     flow = torch.from_numpy(flow).permute(2, 0, 1).contiguous()
-    if flow.shape[-2:] != (height, width):
-        factors = torch.tensor([width / flow.shape[-1], height / flow.shape[-2]])
-        flow = F.interpolate(flow[None], size=(height, width), mode="bilinear",
-                             align_corners=False)[0] * factors[:, None, None]  # fmt: skip
-    return flow
+    return resize_flow(flow, (height, width))
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A (2, h, w) flow at ``size`` (height, width): resampled and its vectors scaled with it."""
+    if tuple(flow.shape[-2:]) == tuple(size):
+        return flow
+    factors = torch.tensor([size[1] / flow.shape[-1], size[0] / flow.shape[-2]])
+    flow = F.interpolate(flow[None], size=size, mode="bilinear", align_corners=False)[0]
+    return flow * factors[:, None, None]
 
 
 _INTERPOLATION = {

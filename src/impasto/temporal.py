@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
-from .flow import FrameMotion, motion_between, warp
+from .flow import FrameMotion, motion_between, opencv, resize_flow, warp
 
 TEMPORAL_DESIGNS: tuple[str, ...] = ("blend", "lowpass", "carry")
 WARP_MODES: tuple[str, ...] = ("lanczos", "bicubic", "bilinear", "nearest")
@@ -81,7 +81,7 @@ def parse_temporal(text: str) -> float:
 
 
 def resized(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(1, 3, h, w) frame at ``size`` (height, width): area-averaged down, bilinear up."""
+    """(1, 3, h, w) frame at ``size`` (height, width): bilinear, antialiased when shrinking."""
     frame = frame.reshape(-1, *frame.shape[-3:])[:1].float()
     if tuple(frame.shape[-2:]) == tuple(size):
         return frame
@@ -97,8 +97,6 @@ def trusted(motion: FrameMotion, previous: torch.Tensor, current: torch.Tensor) 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of (B, C, H, W) (OpenCV, plane by plane, reflected border)."""
-    from .flow import opencv
-
     cv2 = opencv()
     pixels = image.detach().float().cpu().contiguous().numpy()
     out = torch.empty(pixels.shape, dtype=torch.float32)
@@ -143,7 +141,7 @@ class FrameMemory:
 
     def remember(self, input_frame: torch.Tensor, output: torch.Tensor) -> None:
         size = flow_size(tuple(output.shape[-2:]))
-        small = self._current if self._current is not None else None
+        small = self._current  # the frame as carried() resized it, when it did
         if small is None or small[0] is not input_frame or tuple(small[1].shape[-2:]) != size:
             small = (input_frame, resized(input_frame, size).cpu())
         self.input, self._current = small[1], None
@@ -159,14 +157,10 @@ class FrameMemory:
         self._current = (input_frame, current)  # remember() takes it rather than resize again
         motion = motion_between(self.input, current, preset=FLOW_PRESET)
         mask = trusted(motion, self.input, current)
-        flow = motion.flow
-        if tuple(flow.shape[-2:]) != size:
-            factors = torch.tensor([size[1] / flow.shape[-1], size[0] / flow.shape[-2]])
-            flow = F.interpolate(flow[None], size=size, mode="bilinear",
-                                 align_corners=False)[0] * factors[:, None, None]  # fmt: skip
+        if tuple(mask.shape[-2:]) != size:
             mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False) > 0.99
             mask = mask.float()
-        return warp(self.output, flow, mode), mask
+        return warp(self.output, resize_flow(motion.flow, size), mode), mask
 
     def prior(self, input_frame: torch.Tensor, size: tuple[int, int],
               strength: float) -> TemporalPrior | None:  # fmt: skip

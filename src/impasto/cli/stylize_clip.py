@@ -62,16 +62,12 @@ class FrameView(ProgressView):
 
     def __init__(self, terminal: Terminal, quiet: bool = False) -> None:
         super().__init__(terminal, quiet=quiet)
-        self.started = time.monotonic()
-        self.ready: float | None = None
+        self.started = time.monotonic()  # reset by on_ready: frames count from there
         self.first_done: int | None = None
 
-    def first_seconds(self) -> float:
-        """How long the first frame took: since the method was ready (``on_ready``)."""
-        return time.monotonic() - self.ready if self.ready is not None else 0.0
-
     def on_ready(self) -> None:
-        self.ready = time.monotonic()
+        """The method is prepared: the first frame's time starts now."""
+        self.started = time.monotonic()
 
     def on_step(self, event) -> None:
         return None
@@ -82,10 +78,9 @@ class FrameView(ProgressView):
     def on_item(self, event) -> None:
         if self.quiet:
             return
-        now = time.monotonic()
         if self.first_done is None:  # the first frame made by this run (after kept ones)
-            self.first_done, self.started = event.step - 1, now - self.first_seconds()
-        rate = (event.step - self.first_done) / max(1e-9, now - self.started)
+            self.first_done = event.step - 1
+        rate = (event.step - self.first_done) / max(1e-9, time.monotonic() - self.started)
         speed = f"{rate:.2f} fps" if rate >= 0.1 else f"{1 / max(rate, 1e-9):.1f} s/frame"
         if self.terminal.interactive:
             if self.bar is None:
