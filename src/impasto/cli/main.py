@@ -21,13 +21,24 @@ from collections.abc import Iterator, Sequence
 
 from .. import __version__
 from ..errors import ImpastoError
-from . import backbones, compare, download, evaluate, export, info, recommend, stylize, train
+from . import (
+    backbones,
+    compare,
+    download,
+    evaluate,
+    export,
+    info,
+    recommend,
+    serve,
+    stylize,
+    train,
+)
 from .args import Parser, UsageError, command_in
 from .terminal import Terminal, one_line
 
 PROG = "impasto"
 QUIET_LOGGERS = ("PIL",)  # libraries that log about user files on their own
-COMMANDS = (stylize, train, export, compare, evaluate, info, recommend, download, backbones)
+COMMANDS = (stylize, train, export, compare, evaluate, info, recommend, serve, download, backbones)
 """One module per command, each with ``add_parser(commands, argv, selected)`` and ``run``."""
 
 
