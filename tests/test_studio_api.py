@@ -290,3 +290,53 @@ def test_every_config_field_type_is_accepted_from_the_form(studio):
     studio.post(f"/api/jobs/{response.json()['id']}/cancel")
     fields = {f.name for f in dataclasses.fields(load_method("gatys").config_class)}
     assert {"style_blend", "style_layers"} <= fields
+
+
+# -- videos and trainings go through the same queue ---------------------------------------------
+
+
+def test_a_video_upload_and_job_make_a_playable_stylised_video(studio, tmp_path):
+    pytest.importorskip("av", reason="the video extra (av) is not installed")
+    from test_video_cli import make_clip
+
+    from impasto import video
+
+    clip = make_clip(tmp_path / "clip.mp4", audio_seconds=None)
+    upload = studio.post("/api/uploads", files={"file": ("clip.mp4", clip.read_bytes())})
+    assert upload.status_code == 201, upload.text
+    assert upload.json()["kind"] == "video"
+    body = {**tiny_gatys(size=32, steps=2), "content": upload.json()["id"], "temporal": 0.5}
+    bad = studio.post("/api/jobs", json={**body, "temporal": 3})
+    assert "between 0 and 1" in error_of(bad, 422)
+    job = studio.post("/api/jobs", json=body).json()
+    done = wait_done(studio, job["id"], timeout=120)
+    assert done["state"] == "done" and done["output"] == "video", done["error"]
+    result = studio.get(done["result_url"])
+    assert result.headers["content-type"] == "video/mp4"
+    out = tmp_path / "out.mp4"
+    out.write_bytes(result.content)
+    assert video.probe(out).frames == video.probe(clip).frames
+    painting = studio.post("/api/jobs", json={**tiny_gatys(), "styles": [upload.json()["id"]]})
+    assert "must be an image" in error_of(painting, 422)
+
+
+def test_a_training_job_writes_a_model_that_downloads_as_a_zip(studio, tmp_path):
+    import zipfile
+
+    from helpers import write_image
+
+    for index in range(3):
+        write_image(tmp_path / "photos" / f"{index}.png", index)
+    style = studio.post("/api/uploads", files={"file": ("style.png", png_bytes(48, 48))}).json()
+    options = {"size": 24, "batch": 2, "steps": 3, "channels": 4, "residual_blocks": 1,
+               "backbone": "tiny", "preview_every": 0}  # fmt: skip
+    body = {"kind": "train", "training": "fast", "style": style["id"],
+            "data": str(tmp_path / "photos"), "options": options}  # fmt: skip
+    job = studio.post("/api/jobs", json=body).json()
+    assert job["title"] == "train fast"
+    done = wait_done(studio, job["id"], timeout=120)
+    assert done["state"] == "done" and done["output"] == "model", done["error"]
+    archive = studio.get(done["result_url"])
+    assert archive.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(archive.content)).namelist()
+    assert {"config.json", "model.safetensors"} <= set(names)
