@@ -315,7 +315,11 @@ def test_a_video_upload_and_job_make_a_playable_stylised_video(studio, tmp_path)
     assert result.headers["content-type"] == "video/mp4"
     out = tmp_path / "out.mp4"
     out.write_bytes(result.content)
-    assert video.probe(out).frames == video.probe(clip).frames
+    frames = video.probe(clip).frames
+    assert video.probe(out).frames == frames
+    events = studio.app.state.store.events_after(0, job["id"])
+    counted = [d for _i, _j, kind, d in events if kind == "progress" and d["kind"] == "item"]
+    assert counted and counted[-1]["step"] == counted[-1]["total"] == frames  # the bar: frames
     painting = studio.post("/api/jobs", json={**tiny_gatys(), "styles": [upload.json()["id"]]})
     assert "must be an image" in error_of(painting, 422)
 

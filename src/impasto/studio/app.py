@@ -97,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/info")
     def info() -> dict[str, Any]:
+        methods = forms.describe_methods()
         return {
             "version": __version__,
             "limits": {
@@ -104,8 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
                 "max_pixels": pixel_cap(settings.max_pixels),
             },  # fmt: skip
             "video": video_allowed,
-            "methods": forms.describe_methods(),
-            "default_method": next(m["name"] for m in forms.describe_methods() if m["default"]),
+            "methods": methods,
+            "default_method": next(m["name"] for m in methods if m["default"]),
             "training": forms.describe_trainings(),
             "samples": uploads.describe_samples(),
         }

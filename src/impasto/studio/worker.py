@@ -50,6 +50,24 @@ class Watch:
         return self.cancel or self.lost or self.leaving
 
 
+class FrameCount:
+    """A clip's progress in frames: the method's steps inside a frame become words of the
+    stage ("frame 3/48 · scale 1/1 (64 px) 12/40"), so the bar moves frame by frame."""
+
+    def __init__(self) -> None:
+        self.done, self.total = 0, 0
+
+    def counted(self, state: dict) -> dict:
+        if state["kind"] == "item":
+            self.done, self.total = state["step"], state["total"]
+            return {**state, "stage": f"frame {self.done}/{self.total or '?'}"}
+        if state["kind"] == "step":
+            inside = f"{state['stage']} {state['step']}/{state['total']}"
+            stage = f"frame {self.done + 1}/{self.total or '?'} · {inside}"
+            return {**state, "stage": stage, "step": self.done, "total": self.total}
+        return state
+
+
 class Worker:
     def __init__(self, store: Store, parent: int) -> None:
         self.store = store
@@ -75,6 +93,7 @@ class Worker:
         from . import runner
 
         self.job, self.watch.cancel, self.watch.lost = job, False, False
+        self._frames = FrameCount()
         self._beat.set()
         last = [0.0]
 
@@ -122,6 +141,8 @@ class Worker:
             last[0] = now
             state = {"kind": event.kind, "stage": event.stage, "step": event.step,
                      "total": event.total, "losses": event.losses}  # fmt: skip
+            if "temporal" in job.request:  # a clip: the bar counts frames
+                state = self._frames.counted(state)
             held, cancel = self.store.report(job.id, self.name, state, preview)
             self.watch.lost = self.watch.lost or not held
             self.watch.cancel = self.watch.cancel or cancel
