@@ -149,6 +149,9 @@ def test_unknown_or_malformed_upload_ids_are_404(studio):
         ({**tiny_gatys(), "styles": []}, "at least one style image"),
         ({**tiny_gatys(), "styles": "sample:x"}, "a list"),
         ({"kind": "stylize", "method": "fast", "content": PHOTO}, "needs a model"),
+        ({"kind": "stylize", "method": "fast", "content": PHOTO, "model": "/etc"}, "no model"),
+        ({"kind": "stylize", "method": "fast", "content": PHOTO,
+          "model": "studio/j-0000000000000000"}, "no model"),
         ({"kind": "stylize", "method": "fast", "content": PHOTO, "model": "vangogh-bedroom-rt",
           "styles": [PAINTING]}, "takes no style images"),
         ({"kind": "dance"}, "unknown kind of job"),
@@ -188,9 +191,10 @@ def test_a_job_runs_in_the_worker_with_previews_events_result_and_delete(studio)
     store = studio.app.state.store
     after = store.last_event_id()
     job = studio.post("/api/jobs", json=tiny_gatys(steps=16)).json()
-    assert job["state"] == "queued" and job["result_url"] is None
+    assert job["state"] == "queued" and job["result_url"] is None and job["output"] == "image"
     done = wait_done(studio, job["id"])
     assert done["state"] == "done", done["error"]
+    assert {"content", "style", "tv"} <= set(done["progress"]["losses"])  # kept when done
     assert done["attempts"] == 1 and done["output"] == "image" and done["seconds"] > 0
     image = Image.open(io.BytesIO(studio.get(done["result_url"]).content))
     assert image.format == "PNG" and max(image.size) == 64
@@ -258,8 +262,11 @@ def test_the_event_stream_resumes_after_the_last_event_id(studio):
 def test_a_token_is_required_by_every_request_when_set(tmp_path):
     app = create_app(Settings(data_dir=tmp_path, token="s3cret", start_workers=False))
     with TestClient(app) as client:
-        for path in ("/", "/api/info", "/api/jobs", "/static/studio.js", "/api/events"):
+        for path in ("/api/info", "/api/jobs", "/static/studio.js", "/api/events"):
             assert "token" in error_of(client.get(path), 401)
+        page = client.get("/")  # a person opening the bare address reads why, not JSON
+        assert page.status_code == 401 and "?token=" in page.text
+        assert page.headers["content-type"].startswith("text/html")
         assert client.get("/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert (
             client.get("/api/jobs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -344,3 +351,11 @@ def test_a_training_job_writes_a_model_that_downloads_as_a_zip(studio, tmp_path)
     assert archive.headers["content-type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(archive.content)).namelist()
     assert {"config.json", "model.safetensors"} <= set(names)
+    assert done["inputs"]["styles"] == [f"/api/uploads/{style['id']}"]
+    fast = next(m for m in studio.get("/api/info").json()["methods"] if m["name"] == "fast")
+    trained = f"studio/{job['id']}"
+    assert trained in fast["models"]  # the page offers the model it just trained
+    use = {"kind": "stylize", "method": "fast", "content": PHOTO, "model": trained,
+           "options": {"size": 32}}  # fmt: skip
+    painted = wait_done(studio, studio.post("/api/jobs", json=use).json()["id"])
+    assert painted["state"] == "done", painted["error"]

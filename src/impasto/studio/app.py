@@ -24,7 +24,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -43,6 +49,11 @@ EVENT_KEEPALIVE_SECONDS = 15.0
 MULTIPART_OVERHEAD = 64 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 log = logging.getLogger("impasto.studio")
+NEEDS_TOKEN_PAGE = (
+    "<!doctype html><title>impasto studio</title><p style='font-family:sans-serif'>This "
+    "studio needs its token: open the address that <code>impasto serve</code> printed (it "
+    "ends in <code>?token=...</code>).</p>"
+)
 
 
 class StudioError(Exception):
@@ -97,7 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/info")
     def info() -> dict[str, Any]:
-        methods = forms.describe_methods()
+        methods = forms.describe_methods(runner.trained_models(store))
         return {
             "version": __version__,
             "limits": {
@@ -159,13 +170,17 @@ def create_app(settings: Settings) -> FastAPI:
         def input_kind(ref: str) -> str:
             return uploads.input_file(store, ref)[1]
 
+        def model_folder(ref: str) -> str:
+            return runner.model_folder(store, ref)
+
         if kind == "stylize":
-            checked = await asyncio.to_thread(forms.stylize_request, body, input_kind)
-            title = f"{checked['method']} · {uploads.input_file(store, checked['content'])[2]}"
-            job = store.submit("stylize", title, checked["method"], checked)
+            checked = await asyncio.to_thread(forms.stylize_request, body, input_kind, model_folder)
+            _path, content_kind, name = uploads.input_file(store, checked["content"])
+            title = f"{checked['method']} · {name}"
+            job = store.submit("stylize", title, checked["method"], checked, content_kind)
         elif kind == "train":
             checked = await asyncio.to_thread(forms.train_request, body, input_kind)
-            job = store.submit("train", f"train {checked['training']}", None, checked)
+            job = store.submit("train", f"train {checked['training']}", None, checked, "model")
         else:
             raise StudioError(422, f"unknown kind of job '{kind}': stylize or train")
         return describe_job(store, job)
@@ -232,9 +247,11 @@ def describe_job(store: Store, job: Job) -> dict[str, Any]:
     """A job as the page reads it (docs/studio.md)."""
     request = job.request
     done = job.state == "done" and job.result
-    inputs = {"content": _input_url(request.get("content") or request.get("style")),
-              "styles": [_input_url(ref) for ref in request.get("styles") or []
-                         if isinstance(request.get("styles"), list)]}  # fmt: skip
+    styles = request.get("styles") if job.kind == "stylize" else [request.get("style")]
+    inputs = {
+        "content": _input_url(request.get("content")),
+        "styles": [_input_url(ref) for ref in styles or [] if ref],
+    }
     has_preview = (store.folder / runner.WORK / job.id / "preview.jpg").is_file()
     return {
         "id": job.id, "kind": job.kind, "state": job.state, "title": job.title,
@@ -294,16 +311,25 @@ def _last_event_id(request: Request) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _events_to_send(store: Store, after: int, job: str | None) -> list[tuple[int, str, dict]]:
+    """The events after ``after``, each state event with the job as it is now (in the state it
+    had then); run in a thread, off the event loop."""
+    found = []
+    for event_id, _job_id, kind, data in store.events_after(after, job):
+        if kind == "state" and data.get("state") != "deleted":
+            current = store.job(data["id"])
+            data = {**describe_job(store, current), **data} if current else data
+        found.append((event_id, kind, data))
+    return found
+
+
 async def _event_stream(app: FastAPI, store: Store, request: Request, after: int,
                         job: str | None) -> AsyncIterator[str]:  # fmt: skip
     quiet_since = time.monotonic()
     yield "retry: 1000\n\n"
     while not app.state.closing:
-        found = await asyncio.to_thread(store.events_after, after, job)
-        for event_id, _job_id, kind, data in found:
-            if kind == "state" and data.get("state") != "deleted":
-                current = store.job(data["id"])  # as it is now, in the state it had then
-                data = {**describe_job(store, current), **data} if current else data
+        found = await asyncio.to_thread(_events_to_send, store, after, job)
+        for event_id, kind, data in found:
             after = event_id
             yield f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
         if found:
@@ -360,6 +386,8 @@ def _add_guards(app: FastAPI, settings: Settings) -> None:
         ):
             return JSONResponse({"error": "this studio answers on 127.0.0.1 only"}, 403)
         if settings.token and not _has_token(request, settings.token):
+            if request.url.path == "/":
+                return HTMLResponse(NEEDS_TOKEN_PAGE, 401)
             return JSONResponse(
                 {"error": "this studio needs its token: open the address printed by "
                  "'impasto serve' (it ends in ?token=...)"}, 401)  # fmt: skip

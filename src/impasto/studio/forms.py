@@ -83,8 +83,9 @@ def describe_config(config_class: type) -> list[dict[str, Any]]:
     ]
 
 
-def describe_methods() -> list[dict[str, Any]]:
-    """Every method of the table, with whether it can run here and why not."""
+def describe_methods(trained: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """Every method of the table, with whether it can run here and why not; ``trained``: the
+    models the studio trained, by method (offered after the shipped ones)."""
     from ..model_folder import shipped_models
 
     methods = []
@@ -94,7 +95,8 @@ def describe_methods() -> list[dict[str, Any]]:
         methods.append({
             "name": name, "summary": row.summary, "available": why is None, "why": why,
             "takes_styles": row.takes_styles, "takes_model": row.takes_model,
-            "models": shipped_models(name) if row.takes_model else [],
+            "models": [*shipped_models(name), *(trained or {}).get(name, [])]
+            if row.takes_model else [],
             "previews": name in PREVIEWING, "fields": fields,
             "default": name == DEFAULT_METHOD,
         })  # fmt: skip
@@ -142,10 +144,12 @@ def checked_config(config_class: type, options: dict[str, Any]) -> Any:
     return config
 
 
-def stylize_request(body: dict[str, Any], input_kind: Callable[[str], str]) -> dict[str, Any]:
+def stylize_request(body: dict[str, Any], input_kind: Callable[[str], str],
+                    model_folder: Callable[[str], str]) -> dict[str, Any]:  # fmt: skip
     """A stylise request checked (InputError otherwise) and normalised: the method, its inputs
     (``input_kind(ref)`` says "image" or "video" for an upload or sample reference, or raises),
-    its options typed, the model and the temporal strength for a clip."""
+    its options typed, the model (``model_folder(ref)``: what the library takes for a model the
+    page offers, or InputError) and the temporal strength for a clip."""
     from .. import pipeline
 
     method = body.get("method") or DEFAULT_METHOD
@@ -171,7 +175,7 @@ def stylize_request(body: dict[str, Any], input_kind: Callable[[str], str]) -> d
     if row.takes_model:
         if not model:
             raise InputError(f"method '{method}' needs a model: choose one")
-        options["model"] = str(model)
+        options["model"] = model_folder(str(model))
     elif model:
         raise InputError(f"method '{method}' takes no model")
     try:

@@ -52,7 +52,7 @@ def _stylize(store: Store, job: Job, progress: ProgressCallback,
     config_class = load_method(method).config_class
     options = forms.typed_options(config_class, request.get("options"), f"method '{method}'")
     if row.takes_model:
-        options["model"] = request["model"]
+        options["model"] = model_folder(store, request["model"])
     if method in forms.PREVIEWING and not options.get("save_every"):
         steps = options.get("steps", config_class.__dataclass_fields__["steps"].default)
         options["save_every"] = max(1, steps // forms.PREVIEWS_PER_SCALE)
@@ -99,6 +99,40 @@ def _train(store: Store, job: Job, progress: ProgressCallback,
         notify=notify,
     )
     return Outcome("model", f"{MODELS}/{job.id}")
+
+
+TRAINED_PREFIX = "studio/"
+
+
+def trained_models(store: Store) -> dict[str, list[str]]:
+    """The models the studio trained, by the method that runs them: ``studio/JOB`` names."""
+    from ..methods.registry import TRAINING_KINDS
+
+    found: dict[str, list[str]] = {}
+    for job in store.jobs():
+        if job.kind == "train" and job.state == "done" and job.output == "model":
+            for method in TRAINING_KINDS[job.request["training"]].methods:
+                if METHODS[method].takes_model:
+                    found.setdefault(method, []).append(TRAINED_PREFIX + job.id)
+    return found
+
+
+def model_folder(store: Store, ref: str) -> str:
+    """What the library takes for a model the page offers: a shipped model's name as it is, a
+    studio-trained ``studio/JOB`` as its folder; InputError for anything else (no other path
+    on the server is read)."""
+    from ..errors import InputError
+    from ..model_folder import shipped_models
+
+    if ref in shipped_models():
+        return ref
+    if ref.startswith(TRAINED_PREFIX):
+        job = store.job(ref[len(TRAINED_PREFIX) :])
+        if job is not None and job.kind == "train" and job.state == "done":
+            path = result_path(store, job)
+            if path is not None:
+                return str(path)
+    raise InputError(f"no model '{ref[:60]}' here: choose one of the list")
 
 
 def _has_checkpoint(folder: Path) -> bool:

@@ -187,13 +187,15 @@ class Store:
 
     # -- jobs: the web process ----------------------------------------------------------------
 
-    def submit(self, kind: str, title: str, method: str | None, request: dict[str, Any]) -> Job:
+    def submit(self, kind: str, title: str, method: str | None, request: dict[str, Any],
+               output: str | None = None) -> Job:  # fmt: skip
+        """A new queued job; ``output``: what it will make (image, video, model)."""
         job_id = new_id("j")
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO jobs (id, kind, title, method, request, state, created) "
-                "VALUES (?, ?, ?, ?, ?, 'queued', ?)",
-                (job_id, kind, title, method, json.dumps(request), time.time()),
+                "INSERT INTO jobs (id, kind, title, method, request, state, created, output) "
+                "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (job_id, kind, title, method, json.dumps(request), time.time(), output),
             )
             self._state_event(db, job_id)
         return self.job(job_id)
@@ -354,7 +356,8 @@ class Store:
         now = time.time()
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE jobs SET state = ?, error = ?, output = ?, result = ?, finished = ?, "
+                "UPDATE jobs SET state = ?, error = ?, output = COALESCE(?, output), result = ?, "
+                "finished = ?, "
                 "seconds = ? - started, worker = NULL, lease = NULL WHERE id = ? AND worker = ? "
                 "AND state = 'running'",
                 (state, error, output, result, now, now, job_id, worker),

@@ -94,6 +94,7 @@ class Worker:
 
         self.job, self.watch.cancel, self.watch.lost = job, False, False
         self._frames = FrameCount()
+        self._losses: dict[str, float] = {}
         self._beat.set()
         last = [0.0]
 
@@ -141,6 +142,10 @@ class Worker:
             last[0] = now
             state = {"kind": event.kind, "stage": event.stage, "step": event.step,
                      "total": event.total, "losses": event.losses}  # fmt: skip
+            if event.losses:
+                self._losses = event.losses
+            elif event.kind == "done":  # the last losses stay on the finished job
+                state["losses"] = self._losses
             if "temporal" in job.request:  # a clip: the bar counts frames
                 state = self._frames.counted(state)
             held, cancel = self.store.report(job.id, self.name, state, preview)
