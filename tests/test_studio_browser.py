@@ -211,3 +211,28 @@ def test_the_train_view(page, server):
     kinds = [o.get_attribute("value") for o in Select(one(page, "#train-kind")).options]
     assert {"fast", "decoder"} <= set(kinds)
     shot(page, "train")
+
+
+def test_upload_a_photo_and_a_painting_and_stylise_them(page, server, tmp_path):
+    from PIL import Image
+
+    photo, painting = tmp_path / "my photo.png", tmp_path / "my painting.jpg"
+    Image.new("RGB", (90, 60), (30, 120, 200)).save(photo)
+    Image.effect_noise((64, 64), 80).convert("RGB").save(painting)
+    one(page, "#photo-file").send_keys(str(photo))
+    wait_for(lambda: "my photo.png" in one(page, "#photo-chosen").text
+             or page.find_elements(By.CSS_SELECTOR, "#photo-chosen img[src*='/api/uploads/']"),
+             20, "the uploaded photo in the form")  # fmt: skip
+    for remove in page.find_elements(By.CSS_SELECTOR, "#paintings-chosen .remove"):
+        remove.click()  # drop the sample painting
+    one(page, "#painting-file").send_keys(str(painting))
+    wait_for(lambda: page.find_elements(By.CSS_SELECTOR,
+                                        "#paintings-chosen img[src*='/api/uploads/']"),
+             20, "the uploaded painting in the form")  # fmt: skip
+    assert len(page.find_elements(By.CSS_SELECTOR, "#paintings-chosen img")) == 1
+    quick_settings(page)
+    job = start_job(page)
+    wait_for(lambda: state_of(page, job) == "done", 120, "the job on the uploads")
+    request = server.job(job)["request"]
+    assert request["content"].startswith("u-") and request["styles"][0].startswith("u-")
+    assert one(page, "#message").text.strip() == ""

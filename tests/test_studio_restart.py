@@ -92,3 +92,21 @@ def test_a_server_restart_requeues_jobs_whose_worker_died_with_it(tmp_path, loop
     with running_server(data) as second:
         done = second.wait_state(job["id"], ("done", "failed"), timeout=180)
         assert done["state"] == "done" and done["attempts"] == 2, done
+
+
+def test_two_workers_run_two_jobs_side_by_side_each_once(tmp_path, loopback_only):  # noqa: F811
+    with running_server(tmp_path / "studio", "--workers", "2") as server:
+        jobs = [server.http.post("/api/jobs", json=tiny_gatys(**SLOW)).json() for _ in range(3)]
+
+        def two_running():
+            running = [j for j in server.http.get("/api/jobs").json()["jobs"]
+                       if j["state"] == "running"]  # fmt: skip
+            return len(running) == 2
+
+        wait_for(two_running, 60, "two jobs running at once")
+        for job in jobs:
+            assert server.wait_state(job["id"], ("done", "failed"), 180)["state"] == "done"
+        store = Store(server.data_dir)
+        for job in jobs:
+            history = states_of(store, job["id"])
+            assert [state for state, _ in history].count("running") == 1, history
