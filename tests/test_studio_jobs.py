@@ -156,3 +156,19 @@ def test_serve_says_which_extra_is_missing(capsys, tmp_path, monkeypatch):
                         lambda name, *a: None if name == "uvicorn" else real(name, *a))  # fmt: skip
     code, _out, err = run_cli(capsys, "serve", "--data-dir", str(tmp_path))
     assert code == 2 and "pip install 'impasto[studio]'" in error_line(err)
+
+
+def test_a_method_that_cannot_run_here_is_offered_greyed_with_why(monkeypatch):
+    from impasto.errors import InputError
+    from impasto.studio import forms
+
+    why = "needs av: pip install 'impasto[video]'"
+    real = forms.missing_requirement
+    monkeypatch.setattr(forms, "missing_requirement",
+                        lambda name: why if name == "wct" else real(name))  # fmt: skip
+    methods = {m["name"]: m for m in forms.describe_methods()}
+    assert methods["wct"]["available"] is False and methods["wct"]["why"] == why
+    assert methods["adain"]["available"] is True
+    body = {**tiny_gatys(), "method": "wct", "options": {}}
+    with pytest.raises(InputError, match="pip install 'impasto\\[video\\]'"):
+        forms.stylize_request(body, lambda ref: "image", lambda ref: ref)
