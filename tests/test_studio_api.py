@@ -359,3 +359,16 @@ def test_a_training_job_writes_a_model_that_downloads_as_a_zip(studio, tmp_path)
            "options": {"size": 32}}  # fmt: skip
     painted = wait_done(studio, studio.post("/api/jobs", json=use).json()["id"])
     assert painted["state"] == "done", painted["error"]
+
+
+def test_an_unexpected_error_is_a_500_with_one_line_and_no_traceback(tmp_path, monkeypatch):
+    from impasto.studio import forms
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug\nwith a second line")
+
+    monkeypatch.setattr(forms, "describe_methods", broken)
+    app = create_app(Settings(data_dir=tmp_path, start_workers=False))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        message = error_of(client.get("/api/info"), 500)
+    assert message.startswith("internal error: RuntimeError") and "a bug" not in message
