@@ -1,5 +1,7 @@
 """Shared fixtures. Every test runs offline: a guard turns any network connection into a failure."""
 
+import importlib.util
+import os
 import socket
 
 import pytest
@@ -47,3 +49,26 @@ def one_thread(monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def tiny_diffusion_models(tmp_path_factory):
+    """With the diffusion extra installed: tiny diffusion repositories in a Hugging Face cache
+    of their own (HF_HUB_CACHE, inherited by the servers and commands tests start), so the
+    diffusion method's defaults load them as they would load the real ones: every test that
+    runs every method runs it too, offline and in seconds (tests/diffusion_tiny.py)."""
+    if not all(importlib.util.find_spec(name) for name in ("diffusers", "transformers", "peft")):
+        yield None
+        return
+    from diffusion_tiny import build_tiny_repos, install_in_hub_cache
+
+    repos = build_tiny_repos(tmp_path_factory.mktemp("tiny-diffusion"))
+    cache = install_in_hub_cache(repos, tmp_path_factory.mktemp("hf-hub-cache"))
+    saved = {name: os.environ.get(name) for name in ("HF_HUB_CACHE", "HF_HUB_OFFLINE")}
+    os.environ.update({"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
+    yield repos
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -37,6 +37,7 @@ QUICK = {
     "adain": ["--size", "40"],
     "wct": ["--size", "40"],
     "color": [],
+    "diffusion": ["--size", "40", "--steps", "2"],
 }
 DEEP = "[" * 100_000 + "]" * 100_000
 

@@ -35,6 +35,7 @@ QUICK = {
     "adain": ["--size", "40"],
     "wct": ["--size", "40"],
     "color": [],
+    "diffusion": ["--size", "40", "--steps", "2"],
 }
 
 

@@ -23,9 +23,9 @@ def ids(situations=()):
         ("video", ["fast", "adain", "fast-temporal", "animatediff"]),
         ("arbitrary_style", ["adain", "wct"]),
         ("photorealistic", ["photowct", "color"]),
-        ("text_prompt", ["sdxl-ip-adapter"]),
-        ("brand_consistency", ["style-lora"]),
-        ("no_content_leak", ["instantstyle"]),
+        ("text_prompt", ["diffusion"]),
+        ("brand_consistency", ["diffusion", "style-lora"]),
+        ("no_content_leak", ["diffusion"]),
     ],
 )
 def test_each_situation_answers_its_row(situation, expected):
@@ -39,8 +39,8 @@ def test_every_situation_is_tested_above():
     }  # fmt: skip
 
 
-def test_default_is_gatys_then_sdxl_ip_adapter():
-    assert ids() == ["gatys", "sdxl-ip-adapter"]
+def test_default_is_gatys_then_diffusion():
+    assert ids() == ["gatys", "diffusion"]
     assert ids([]) == ids(())
 
 
@@ -168,14 +168,16 @@ def test_gatys_backbone_with_an_empty_cache_is_the_offline_one():
 
 def test_format_marks_available_and_not_implemented():
     text = rec.format_recommendations(rec.recommend())
-    gatys_block, sdxl_block = text.split("\n\n")
+    gatys_block, diffusion_block = text.split("\n\n")
     assert "[gatys] (available)" in gatys_block
     assert "run it: impasto stylize photo.jpg painting.jpg -o out.png" in gatys_block
     assert "start with: size=512" in gatys_block
     assert "not installed" not in gatys_block and "not implemented" not in gatys_block
-    assert "[sdxl-ip-adapter] (not implemented yet)" in sdxl_block
-    assert "not installed" not in sdxl_block and "run it" not in sdxl_block
-    assert "typical settings: size=1024" in sdxl_block and "start with" not in sdxl_block
+    assert "[diffusion] (available)" in diffusion_block  # the dev extra installs it
+    assert "run it: impasto stylize --method diffusion" in diffusion_block
+    assert "start with: ip_scale=0.6" in diffusion_block
+    not_yet = rec.format_recommendations(rec.recommend(["brand_consistency"])).split("\n\n")[1]
+    assert "[style-lora] (not implemented yet)" in not_yet and "run it" not in not_yet
     assert rec.format_recommendations([]) == ""
 
 
@@ -188,6 +190,7 @@ def test_what_impasto_does_not_implement_never_reads_as_an_install_away():
         "adain",
         "wct",
         "color",
+        "diffusion",
     }
     for r in missing:
         assert r.status == "not implemented yet" and not r.available and r.usage == ""
@@ -320,7 +323,7 @@ def test_cli_recommend_json_lists_each_flag_s_methods(capsys):
 
     assert main(["recommend", "--text-prompt", "--no-content-leak", "--json"]) == 0
     ids = [entry["method"] for entry in json.loads(capsys.readouterr().out)]
-    assert ids == ["sdxl-ip-adapter", "instantstyle"]
+    assert ids == ["diffusion"]
 
 
 def test_cli_recommend_unknown_flag_is_one_line_exit_2(capsys):

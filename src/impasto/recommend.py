@@ -143,13 +143,30 @@ _METHOD_ROWS: tuple[Method, ...] = (
         _NOT_YET + "NVIDIA FastPhotoStyle ships PhotoWCT models (non-commercial licence)",
     ),
     Method(
-        "sdxl-ip-adapter",
-        "SDXL + IP-Adapter",
-        "a style image plus a text prompt steer a diffusion model: production-quality images",
-        "needs a GPU and about 7 GB of weights; regenerates content rather than keeping it",
-        {"size": 1024, "steps": 30, "guidance_scale": 5.0, "ip_adapter_scale": 0.6},
-        _NOT_YET + "the diffusers library with the SDXL base weights and the h94/IP-Adapter "
-        "SDXL adapter",
+        "diffusion",
+        "Diffusion: SDXL + IP-Adapter, InstantStyle, ControlNet, style LoRAs",
+        "a painting (and optionally a text prompt) steers a diffusion model that redraws the "
+        "photo: production-quality images; InstantStyle keeps the painting's content out",
+        "a GPU for practical speed (minutes per image on a CPU) and about 23 GB of weights; it "
+        "redraws the photo rather than keeping every detail",
+        {
+            "ip_scale": 0.6,
+            "ip_blocks": "style",
+            "control": "canny",
+            "strength": 0.7,
+            "steps": 30,
+            "guidance": 5.0,
+        },
+        "the diffusion extra (pip install 'impasto[diffusion]'), then the weights once: "
+        "impasto download sdxl; impasto download ip-adapter-sdxl; impasto download "
+        "controlnet-sdxl",
+        usage="impasto stylize --method diffusion photo.jpg painting.jpg -o out.png",
+        usage_for={
+            "text_prompt": "impasto stylize --method diffusion photo.jpg painting.jpg "
+            "--prompt 'an oil painting' -o out.png",
+            "brand_consistency": "impasto stylize --method diffusion photo.jpg "
+            "painting.jpg --lora brand.safetensors:0.8 -o out.png",
+        },
     ),
     Method(
         "style-lora",
@@ -177,18 +194,6 @@ _METHOD_ROWS: tuple[Method, ...] = (
         "GPU only, seconds per frame, clips of about 16 frames; content is regenerated",
         {"frames": 16, "steps": 25, "guidance_scale": 7.5},
         _NOT_YET + "the diffusers library with an AnimateDiff motion adapter and an SD 1.5 model",
-    ),
-    Method(
-        "instantstyle",
-        "InstantStyle (IP-Adapter block masking)",
-        "takes the style, not the objects, of the reference: injects it only in style blocks",
-        "SDXL only; needs the same GPU and weights as SDXL + IP-Adapter",
-        {
-            "steps": 30,
-            "guidance_scale": 5.0,
-            "ip_adapter_scale": {"up": {"block_0": [0.0, 1.0, 0.0]}},
-        },
-        _NOT_YET + "SDXL + IP-Adapter in the diffusers library, with per-block IP-Adapter scales",
     ),
 )
 _DESCRIBED = frozenset(method.id for method in _METHOD_ROWS)
@@ -231,11 +236,15 @@ RULES: tuple[Rule, ...] = (
     Rule(("realtime", "video"), ("fast", "adain"), "real-time or video"),
     Rule(("arbitrary_style",), ("adain", "wct"), "arbitrary styles in one pass"),
     Rule(("photorealistic",), ("photowct",), "keep photographic realism"),
-    Rule(("text_prompt",), ("sdxl-ip-adapter",), "with a text prompt"),
-    Rule(("brand_consistency",), ("style-lora",), "consistent brand style"),
-    Rule(("no_content_leak",), ("instantstyle",), "block content leakage"),
+    Rule(("text_prompt",), ("diffusion",), "with a text prompt"),
+    Rule(
+        ("brand_consistency",),
+        ("diffusion", "style-lora"),
+        "consistent brand style: a style LoRA (--lora) on the diffusion method",
+    ),
+    Rule(("no_content_leak",), ("diffusion",), "block content leakage (InstantStyle)"),
     *_TABLE_RULES,
-    Rule((), ("gatys", "sdxl-ip-adapter"), "default: Gatys one-off, SDXL+IP-Adapter in production"),
+    Rule((), ("gatys", "diffusion"), "default: Gatys one-off, diffusion in production"),
 )
 
 TENSIONS: tuple[Tension, ...] = (

@@ -12,11 +12,14 @@ from .terminal import ProgressView, Terminal
 def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
     download = commands.add_parser(
         "download",
-        help="download weights (a backbone's, or CLIP's for the metrics) into the cache",
+        help="download weights (a backbone's, CLIP's for the metrics, the diffusion models)",
         description="Download, verify (sha256) and cache the weights of a backbone or of the "
-        "CLIP image encoder used by `impasto evaluate`.",
+        "CLIP image encoder used by `impasto evaluate`; or fetch a Hugging Face repository of "
+        "the diffusion method into the Hugging Face cache.",
     )
-    download.add_argument("name", metavar="NAME", help="what to fetch: vgg19 or clip-vit-b32")
+    download.add_argument("name", metavar="NAME", help="what to fetch: vgg19, clip-vit-b32, "
+                          "sdxl, sd15, ip-adapter-sdxl, ip-adapter-sd15, controlnet-sdxl or "
+                          "controlnet-sd15")  # fmt: skip
     download.set_defaults(handler=run)
 
 
@@ -24,14 +27,19 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
     from .. import weights
     from ..backbones import BACKBONES, weights_available
     from ..pipeline import fetch_weights
+    from ..repositories import REPOSITORIES, download_repository
 
     name = args.name
     specs = weights.downloadable()
+    if name in REPOSITORIES:  # a Hugging Face repository of the diffusion method
+        print(f"{name} stored in {download_repository(name, announce=terminal.line)}")
+        return 0
     if name not in specs:
         entry = BACKBONES.get(name)
         if entry is None:
             raise InputError(
-                f"cannot download '{name}': unknown name; choose from: {', '.join(specs)}"
+                f"cannot download '{name}': unknown name; choose from: "
+                f"{', '.join([*specs, *REPOSITORIES])}"
             )
         if entry.random_weights:
             print(f"{name} has random weights: nothing to download")

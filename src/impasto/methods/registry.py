@@ -76,6 +76,15 @@ METHODS: dict[str, MethodEntry] = {
             situations=("photorealistic",),
             trade_offs="only the colours move: no brush strokes or textures; instant, no network",
         ),
+        MethodEntry(
+            "diffusion",
+            "diffusion",
+            "a diffusion model (SDXL or SD 1.5) redraws the photo with the painting as an image "
+            "prompt: IP-Adapter, InstantStyle, a ControlNet on the photo's edges, style LoRAs",
+            takes_styles=True,
+            extra="diffusion",
+            requires=("diffusers", "transformers", "peft", "cv2"),
+        ),
     )
 }
 METHOD_CHOICES: tuple[str, ...] = tuple(METHODS)
