@@ -114,6 +114,7 @@ class TinyRepos:
     lora_sd15: Path
     photo: Path
     painting: Path
+    clip: Path  # openai/clip-vit-base-patch32 layout: text and image towers, for style keywords
 
     def base(self, family: str) -> Path:
         return {"sdxl": self.sdxl_base, "sd15": self.sd15_base}[family]
@@ -409,6 +410,27 @@ def _build_sd15(root: Path, seed: int) -> None:
     safetensors.torch.save_file(lora, str(root / "lora-sd15.safetensors"), {"format": "pt"})
 
 
+def _build_clip(root: Path, seed: int) -> Path:
+    """A tiny CLIPModel (text and image towers) in the layout of openai/clip-vit-base-patch32,
+    with the tiny tokenizer's four files."""
+    folder = root / "clip-vit-base-patch32"
+    vocab = len(tiny_clip_vocab())
+    config = transformers.CLIPConfig(
+        text_config={"vocab_size": vocab, "hidden_size": 32, "intermediate_size": 37,
+                     "num_hidden_layers": 2, "num_attention_heads": 4,
+                     "max_position_embeddings": 77, "bos_token_id": vocab - 2,
+                     "eos_token_id": vocab - 1, "pad_token_id": vocab - 1},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                       "num_attention_heads": 4, "image_size": 224, "patch_size": 32},
+        projection_dim=16,
+    )  # fmt: skip
+    with _seeded(seed):
+        model = transformers.CLIPModel(config).eval()
+    model.save_pretrained(str(folder), safe_serialization=True)
+    write_tiny_clip_tokenizer(folder)
+    return folder
+
+
 def build_tiny_repos(root: Path, seed: int = 0) -> TinyRepos:
     """Write every tiny repository under ``root`` (deterministic for a given ``seed``)."""
     root = Path(root)
@@ -428,6 +450,7 @@ def build_tiny_repos(root: Path, seed: int = 0) -> TinyRepos:
         lora_sd15=root / "lora-sd15.safetensors",
         photo=root / "photo.png",
         painting=root / "painting.png",
+        clip=_build_clip(root, seed + 40),
     )
 
 
@@ -477,6 +500,7 @@ HUB_NAMES = {
     "ip_adapter": "h94/IP-Adapter",
     "controlnet_sdxl": "diffusers/controlnet-canny-sdxl-1.0",
     "controlnet_sd15": "lllyasviel/sd-controlnet-canny",
+    "clip": "openai/clip-vit-base-patch32",
 }
 """The Hub ids the method's defaults name, for each tiny repository."""
 

@@ -332,3 +332,14 @@ def test_cli_recommend_unknown_flag_is_one_line_exit_2(capsys):
     assert main(["recommend", "--cheap"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("impasto: error:") and "--cheap" in err[0]
+
+
+def test_diffusion_is_available_only_with_its_weights(monkeypatch, tmp_path):
+    pytest.importorskip("diffusers", reason="the diffusion extra is not installed")
+    here = {r.method: r for r in rec.recommend(["text_prompt"])}
+    assert here["diffusion"].available  # the test session's cache holds (tiny) weights
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    (gone,) = rec.recommend(["text_prompt"])
+    assert not gone.available and gone.implemented
+    assert "impasto download sdxl" in gone.note and "impasto download controlnet-sdxl" in gone.note
+    assert "impasto download sdxl" in rec.format_recommendations([gone])

@@ -15,31 +15,12 @@ from typing import Any
 import torch
 
 from .errors import InputError, WeightsError
-from .repositories import hub_cache
+from .repositories import local_folder
 
 Notify = Callable[[str], None]
 OFFLOAD_BELOW_GB = {"model": 12.0, "sequential": 6.0}
 """Free CUDA memory under which ``offload auto`` moves idle parts to the CPU (model) or every
 layer (sequential: slowest, least memory)."""
-
-
-def local_folder(ref: str, what: str, fetch: str) -> Path:
-    """The folder of ``ref``: a local folder, or a Hub id already in the Hugging Face cache
-    (honouring HF_HOME and HF_HUB_CACHE); WeightsError naming the command that fetches it."""
-    path = Path(ref).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists() or ref.startswith((".", "/", "~")):
-        raise InputError(f"{what} '{ref}' is not a folder")
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(ref, local_files_only=True, cache_dir=hub_cache()))
-    except Exception:  # not in the cache (LocalEntryNotFoundError and its relatives)
-        raise WeightsError(
-            f"{what} '{ref}' is not on this machine: `impasto download {fetch}` fetches it "
-            "(or give a local folder)"
-        ) from None
 
 
 def set_ip_scale(pipe, scale, family, *, expect_some: bool) -> None:

@@ -367,16 +367,20 @@ def _recommendation(method: Method, because: tuple[str, ...], asked: set[str]) -
             usage = method.usage_for[situation]
             break
     described = method.id in _DESCRIBED
+    unfetched = _weights_missing(method.id) if implemented else []
+    note = _gatys_backbone_note() if method.id == "gatys" else ""
+    if unfetched:
+        note = "weights not here yet: " + "; ".join(f"impasto download {n}" for n in unfetched)
     return Recommendation(
         method=method.id,
         name=method.name,
         reason=method.reason,
         trade_offs=method.trade_offs,
         defaults=dict(method.defaults) if described else _config_defaults(method.id),
-        available=implemented and missing_requirement(method.id) is None,
+        available=implemented and missing_requirement(method.id) is None and not unfetched,
         how_to_get=_how_to_get(method),
         because=because,
-        note=_gatys_backbone_note() if method.id == "gatys" else "",
+        note=note,
         implemented=implemented,
         usage=usage,
         training=dict(method.training),
@@ -405,6 +409,26 @@ def _config_defaults(method_id: str) -> dict[str, Any]:
 
     config = load_method(method_id).config_class
     return {f.name: f.default for f in dataclasses.fields(config) if f.metadata.get("choices")}
+
+
+WEIGHTS_NEEDED: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"diffusion": ("sdxl", "ip-adapter-sdxl", "controlnet-sdxl")}
+)
+"""Repositories (``impasto download NAME``) a method needs before it can run with its defaults."""
+
+
+def _weights_missing(method_id: str) -> list[str]:
+    """Which of the method's repositories are not on this machine (a look in the Hugging Face
+    cache: no download, no torch)."""
+    from .repositories import REPOSITORIES, local_folder
+
+    missing = []
+    for name in WEIGHTS_NEEDED.get(method_id, ()):
+        try:
+            local_folder(REPOSITORIES[name]["repo"], name, name)
+        except Exception:  # WeightsError, or the hub not installed
+            missing.append(name)
+    return missing
 
 
 def _gatys_backbone_note() -> str:

@@ -31,6 +31,8 @@ REPOSITORIES: dict[str, dict[str, Any]] = {
     "controlnet-sdxl": {"repo": "diffusers/controlnet-canny-sdxl-1.0", "size": "about 5 GB",
                         "licence": "OpenRAIL++", "allow": ["*.json", "*.safetensors"],
                         "ignore": ["*.fp16.*"]},
+    "clip-text": {"repo": "openai/clip-vit-base-patch32", "size": "about 600 MB",
+                  "licence": "MIT", "allow": ["*.json", "*.txt", "*.safetensors"]},
     "controlnet-sd15": {"repo": "lllyasviel/sd-controlnet-canny", "size": "about 1.4 GB",
                         "licence": "CreativeML Open RAIL-M",
                         "allow": ["*.json", "*.safetensors"]},
@@ -83,3 +85,22 @@ def hub_cache() -> str | None:
     if os.environ.get("HF_HOME"):
         return str(Path(os.environ["HF_HOME"]) / "hub")
     return None
+
+
+def local_folder(ref: str, what: str, fetch: str) -> Path:
+    """The folder of ``ref``: a local folder, or a Hub id already in the Hugging Face cache
+    (honouring HF_HOME and HF_HUB_CACHE); WeightsError naming the command that fetches it."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or ref.startswith((".", "/", "~")):
+        raise InputError(f"{what} '{ref}' is not a folder")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(ref, local_files_only=True, cache_dir=hub_cache()))
+    except Exception:  # not in the cache (LocalEntryNotFoundError and its relatives)
+        raise WeightsError(
+            f"{what} '{ref}' is not on this machine: `impasto download {fetch}` fetches it "
+            "(or give a local folder)"
+        ) from None

@@ -24,6 +24,7 @@ from ..errors import ImpastoError
 from . import (
     backbones,
     compare,
+    describe_style,
     download,
     evaluate,
     export,
@@ -38,7 +39,19 @@ from .terminal import Terminal, one_line
 
 PROG = "impasto"
 QUIET_LOGGERS = ("PIL",)  # libraries that log about user files on their own
-COMMANDS = (stylize, train, export, compare, evaluate, info, recommend, serve, download, backbones)
+COMMANDS = (
+    stylize,
+    train,
+    export,
+    compare,
+    evaluate,
+    info,
+    recommend,
+    describe_style,
+    serve,
+    download,
+    backbones,
+)
 """One module per command, each with ``add_parser(commands, argv, selected)`` and ``run``."""
 
 

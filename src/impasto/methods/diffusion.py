@@ -14,7 +14,8 @@ ControlNet), for a photo and one or more paintings:
      and a ControlNet on the photo's Canny edges (OpenCV; ``control none`` to go without).
   5. Style LoRAs (``lora PATH[:SCALE]``, several): loaded as adapters with their scales and
      fused into the UNet for the run; ``DiffusionRunner.close`` unfuses and unloads them.
-  6. The prompt (may be empty: the image prompt carries the style) and a negative prompt,
+  6. The prompt (may be empty: the image prompt carries the style; ``auto``: style keywords
+     CLIP finds in the first painting, impasto.style_words) and a negative prompt,
      ``steps`` denoising steps with classifier-free guidance ``guidance``, the scheduler, the
      seed (a CPU generator: the same seed gives the same picture on the same device).
 
@@ -137,7 +138,10 @@ class DiffusionConfig:
         None, "style LoRA files, each PATH or PATH:SCALE", metavar="PATH[:SCALE]"
     )
     prompt: str = option(
-        "", "what to draw, in words (the painting carries the style)", default_text="none"
+        "",
+        "what to draw, in words (the painting carries the style); auto: style keywords CLIP "
+        "finds in the first painting (impasto describe-style)",
+        default_text="none",
     )
     negative_prompt: str = option(DEFAULT_NEGATIVE, "what to avoid, in words")
     steps: int = option(30, "denoising steps", min=1, max=500)
@@ -274,7 +278,14 @@ class DiffusionMethod(Method):
         scale = ip_scales(family, config.ip_blocks, config.ip_scale)
         parts.set_ip_scale(pipe, scale, family, expect_some=config.ip_scale > 0)
         loras = parts.apply_loras(pipe, [parse_lora(spec) for spec in config.lora or []])
-        return DiffusionRunner(config, family, pipe, embeddings, device, loras)
+        prompt = config.prompt
+        if prompt.strip().lower() == "auto":
+            from .. import style_words
+
+            prompt = style_words.prompt_from(style_words.describe(styles[0], top=1))
+            if notify is not None:
+                notify(f"prompt: {prompt}")
+        return DiffusionRunner(config, family, pipe, embeddings, device, loras, prompt)
 
 
 @dataclass
@@ -285,6 +296,7 @@ class DiffusionRunner(Prepared):
     embeddings: list[torch.Tensor]
     device_: torch.device
     loras: list[str] = field(default_factory=list)
+    prompt: str = ""
     method = "diffusion"
 
     def __post_init__(self) -> None:
@@ -313,7 +325,7 @@ class DiffusionRunner(Prepared):
         )
         generator = torch.Generator("cpu").manual_seed(config.seed)
         output = self.pipe(
-            prompt=config.prompt,
+            prompt=self.prompt,
             negative_prompt=config.negative_prompt or None,
             image=photo,
             strength=config.strength,
@@ -330,7 +342,8 @@ class DiffusionRunner(Prepared):
         image = output[:1].float().cpu().clamp(0, 1)
         if image.shape[-2:] != wanted:
             image = resize_to(image, *wanted).clamp(0, 1)
-        details = {"family": self.family.name, "size": [width, height], "loras": self.loras}
+        details = {"family": self.family.name, "size": [width, height], "loras": self.loras,
+                   "prompt": self.prompt}  # fmt: skip
         return StyleResult(image, method="diffusion", device=self.device, details=details)
 
     def close(self) -> None:
