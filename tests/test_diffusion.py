@@ -175,3 +175,14 @@ def test_download_refuses_offline_in_one_line(capsys, monkeypatch):
 def test_a_lora_that_is_not_a_file_is_refused_before_loading(tmp_path):
     with pytest.raises(InputError, match="--lora: file not found"):
         load_method("diffusion").check(DiffusionConfig(lora=[str(tmp_path / "x:0.5")]), 1)
+
+
+def test_backbones_lists_which_diffusion_weights_are_here(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _err = run_cli(capsys, "backbones")
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert code == 0 and " yes " in rows["sdxl"] and " yes " in rows["clip-text"]
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    code, out, _err = run_cli(capsys, "backbones")
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert " no " in rows["sdxl"] and "impasto download NAME" in out

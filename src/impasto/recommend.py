@@ -420,15 +420,9 @@ WEIGHTS_NEEDED: Mapping[str, tuple[str, ...]] = MappingProxyType(
 def _weights_missing(method_id: str) -> list[str]:
     """Which of the method's repositories are not on this machine (a look in the Hugging Face
     cache: no download, no torch)."""
-    from .repositories import REPOSITORIES, local_folder
+    from .repositories import is_present
 
-    missing = []
-    for name in WEIGHTS_NEEDED.get(method_id, ()):
-        try:
-            local_folder(REPOSITORIES[name]["repo"], name, name)
-        except Exception:  # WeightsError, or the hub not installed
-            missing.append(name)
-    return missing
+    return [name for name in WEIGHTS_NEEDED.get(method_id, ()) if not is_present(name)]
 
 
 def _gatys_backbone_note() -> str:

@@ -104,3 +104,16 @@ def local_folder(ref: str, what: str, fetch: str) -> Path:
             f"{what} '{ref}' is not on this machine: `impasto download {fetch}` fetches it "
             "(or give a local folder)"
         ) from None
+
+
+def is_present(name: str) -> bool:
+    """Whether repository ``name`` is on this machine: in the Hugging Face cache, with every
+    file it names outright (h94/IP-Adapter holds both families' adapters: the one asked for
+    must be there). A look only: no download, no hashing."""
+    entry = REPOSITORIES[name]
+    try:
+        folder = local_folder(entry["repo"], name, name)
+    except Exception:  # not in the cache, or the hub not installed
+        return False
+    named = [pattern for pattern in entry.get("allow", []) if "*" not in pattern]
+    return all((folder / pattern).is_file() for pattern in named)

@@ -52,4 +52,23 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
             "it now)"
         )
     print_table(header, rows, [auto], fixed=(0, 2))
+    print()
+    _diffusion_weights()
     return 0
+
+
+def _diffusion_weights() -> None:
+    """The diffusion method's repositories: which are in the Hugging Face cache (a look only)."""
+    import importlib.util
+
+    from ..repositories import REPOSITORIES, is_present
+
+    header = ("diffusion weights", "licence", "here", "size", "repository")
+    rows = []
+    for name, entry in REPOSITORIES.items():
+        here = "yes" if is_present(name) else "no"
+        rows.append((name, entry["licence"], here, entry["size"], entry["repo"]))
+    note = "fetch one with `impasto download NAME`"
+    if importlib.util.find_spec("diffusers") is None:
+        note += "; the method needs the diffusion extra: pip install 'impasto[diffusion]'"
+    print_table(header, rows, [note], fixed=(0, 2))
