@@ -58,7 +58,9 @@ def build_pipeline(config, family, base: Path, device: torch.device, notify: Not
         library.utils.logging.set_verbosity_error()
         library.utils.logging.disable_progress_bar()
     dtype = dtype_for(device, config.precision)
-    common = {"torch_dtype": dtype, "local_files_only": True}
+    common: dict[str, Any] = {"local_files_only": True}
+    if dtype != torch.float32:  # fp32 is the default: no keyword (diffusers renames it)
+        common["torch_dtype"] = dtype
     xl = family.name == "sdxl"
     try:
         if config.control == "none":
