@@ -248,7 +248,7 @@ def test_no_command_prints_the_commands_then_one_error_line(capsys):
     assert lines[-1] == "impasto: error: the following arguments are required: COMMAND"
     assert sum(line.startswith("impasto: error") for line in lines) == 1
     for command in cli.COMMANDS:
-        name = command.__name__.rsplit(".", 1)[1]
+        name = cli.command_name(command)
         assert re.search(rf"^    {name}\b", err, re.MULTILINE), name
     assert "stylise images with any method" in err and "Traceback" not in err
 
@@ -682,7 +682,10 @@ def test_backbones_lists_names_licences_and_auto(capsys, monkeypatch):
     assert "random" in tiny_row
     vgg_row = next(line for line in out.splitlines() if line.startswith("vgg19 "))
     assert " no " in vgg_row  # the test cache is empty
-    assert out.strip().splitlines()[-1].startswith("auto -> efficientnet-lite0")
+    lines = out.strip().splitlines()
+    auto = next(i for i, line in enumerate(lines) if line.startswith("auto -> "))
+    assert lines[auto].startswith("auto -> efficientnet-lite0")
+    assert lines[auto + 2].startswith("diffusion weights")  # then the diffusion repositories
 
 
 def test_backbones_fits_a_narrow_terminal(capsys, monkeypatch):

@@ -55,6 +55,11 @@ COMMANDS = (
 """One module per command, each with ``add_parser(commands, argv, selected)`` and ``run``."""
 
 
+def command_name(command) -> str:
+    """The command word of a command module: its name, with ``-`` for ``_`` (describe-style)."""
+    return command.__name__.rsplit(".", 1)[1].replace("_", "-")
+
+
 def build_parser(argv: Sequence[str] = ("stylize",)) -> Parser:
     """The full parser; a command's heavy flags are added only when ``argv`` runs it."""
     parser = Parser(
@@ -70,7 +75,7 @@ def build_parser(argv: Sequence[str] = ("stylize",)) -> Parser:
     )
     chosen = command_in(argv)
     for command in COMMANDS:
-        selected = chosen == command.__name__.rsplit(".", 1)[1]
+        selected = chosen == command_name(command)
         command.add_parser(commands, argv, selected=selected)
         if selected and hasattr(command, "explain"):  # a clearer message for some mistakes
             parser.explain = lambda message, command=command: command.explain(argv, message)
