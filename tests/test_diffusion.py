@@ -186,3 +186,9 @@ def test_backbones_lists_which_diffusion_weights_are_here(capsys, tmp_path, monk
     code, out, _err = run_cli(capsys, "backbones")
     rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert " no " in rows["sdxl"] and "impasto download NAME" in out
+
+
+def test_family_sd15_without_a_base_loads_the_sd15_default():
+    result = impasto.stylize(picture(8), [picture(9)], method="diffusion", family="sd15",
+                             size=64, steps=2, device="cpu")  # fmt: skip
+    assert result.details["family"] == "sd15" and result.image.shape[-1] == 64

@@ -266,11 +266,8 @@ class DiffusionMethod(Method):
         from .. import diffusion_parts as parts
 
         device = resolve_device(config.device)
-        base = parts.local_folder(
-            config.base or FAMILIES["sdxl"].base,
-            "the base model",
-            "sdxl" if config.family != "sd15" else "sd15",
-        )
+        asked = FAMILIES["sd15" if config.family == "sd15" else "sdxl"]  # auto: SDXL's
+        base = parts.local_folder(config.base or asked.base, "the base model", asked.name)
         family = family_of(base, config.family)
         pipe = parts.build_pipeline(config, family, base, device, notify)
         weights = style_weights(config.style_blend, len(styles))
