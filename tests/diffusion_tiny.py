@@ -494,6 +494,19 @@ def tiny_repos_fixture(tmp_path_factory) -> TinyRepos:
 tiny_repos = tiny_repos_fixture
 
 
+def record_calls(monkeypatch, pipe) -> dict:
+    """The keyword arguments of ``pipe``'s next call (the call itself still runs)."""
+    seen: dict = {}
+    real_call = type(pipe).__call__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "__call__", spy)
+    return seen
+
+
 HUB_NAMES = {
     "sdxl_base": "stabilityai/stable-diffusion-xl-base-1.0",
     "sd15_base": "stable-diffusion-v1-5/stable-diffusion-v1-5",

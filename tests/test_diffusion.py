@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("diffusers", reason="the diffusion extra (diffusers) is not installed")
 pytest.importorskip("transformers", reason="the diffusion extra (transformers) is not installed")
-from diffusion_tiny import tiny_repos  # noqa: E402, F401
+from diffusion_tiny import record_calls, tiny_repos  # noqa: E402, F401
 from helpers import error_line, run_cli  # noqa: E402
 
 import impasto  # noqa: E402
@@ -88,14 +88,7 @@ def test_the_controlnet_sees_the_photos_edges(tiny_repos, monkeypatch):  # noqa:
     assert torch.equal(edges[0, 0] > 0.5, torch.from_numpy(expected))
     assert edges[0, 0, 30, 30] == 0 and edges[0, :, 16, 16:48].sum() > 0
     runner = prepared(tiny_repos)
-    seen = {}
-    real_call = type(runner.pipe).__call__
-
-    def spy(pipe, *args, **kwargs):
-        seen.update(kwargs)
-        return real_call(pipe, *args, **kwargs)
-
-    monkeypatch.setattr(type(runner.pipe), "__call__", spy)
+    seen = record_calls(monkeypatch, runner.pipe)
     runner.run(photo)
     assert torch.equal(seen["control_image"], canny_edges(seen["image"]))
 

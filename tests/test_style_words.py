@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("transformers", reason="the diffusion extra (transformers) is not installed")
 pytest.importorskip("diffusers", reason="the diffusion extra (diffusers) is not installed")
-from diffusion_tiny import tiny_repos  # noqa: E402, F401
+from diffusion_tiny import record_calls, tiny_repos  # noqa: E402, F401
 from helpers import error_line, run_cli  # noqa: E402
 
 import impasto  # noqa: E402
@@ -113,13 +113,6 @@ def test_prompt_auto_gives_the_diffusion_pipeline_the_keywords(tiny_repos, monke
     runner = load_method("diffusion").prepare(config, [style], notify=said.append)
     expected = prompt_from(style_words.describe(style, top=1))
     assert runner.prompt == expected and said == [f"prompt: {expected}"]
-    seen = {}
-    real_call = type(runner.pipe).__call__
-
-    def spy(pipe, *args, **kwargs):
-        seen.update(kwargs)
-        return real_call(pipe, *args, **kwargs)
-
-    monkeypatch.setattr(type(runner.pipe), "__call__", spy)
+    seen = record_calls(monkeypatch, runner.pipe)
     result = runner.run(painting(6))
     assert seen["prompt"] == expected and result.details["prompt"] == expected

@@ -8,6 +8,8 @@ Each method declares a dataclass whose fields carry ``metadata={"help": ..., "ch
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any
 
 from .errors import InputError
@@ -61,6 +63,16 @@ def shown_default(field: dataclasses.Field) -> str | None:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def without_none(annotation: Any) -> Any:
+    """``int`` for ``int | None`` (likewise any single type); the annotation otherwise: the
+    type a field's values take, for the CLI's flags and the studio's forms."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
 
 
 def flag_name(field_name: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .errors import InputError, WeightsError
+from .errors import InputError, WeightsError, first_line
 from .repositories import local_folder
 
 Notify = Callable[[str], None]
@@ -92,7 +92,9 @@ def build_pipeline(config, family, base: Path, device: torch.device, notify: Not
             local_files_only=True,
         )
     except (OSError, ValueError, KeyError) as error:
-        raise WeightsError(f"cannot load the diffusion model from {base}: {_line(error)}") from None
+        raise WeightsError(
+            f"cannot load the diffusion model from {base}: {first_line(error)}"
+        ) from None
     _choose_scheduler(pipe, config.scheduler)
     pipe.set_progress_bar_config(disable=True)
     _place(pipe, device, config.offload, notify)
@@ -101,11 +103,6 @@ def build_pipeline(config, family, base: Path, device: torch.device, notify: Not
 
 def _no_safety(xl: bool) -> dict[str, Any]:
     return {} if xl else {"safety_checker": None, "requires_safety_checker": False}
-
-
-def _line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def _choose_scheduler(pipe, name: str) -> None:
@@ -190,7 +187,7 @@ def apply_loras(pipe, loras: Sequence[tuple[Path, float]]) -> list[str]:
             pipe.load_lora_weights(str(path), adapter_name=name)
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             raise InputError(
-                f"--lora {path}: not a LoRA this model takes ({_line(error)})"
+                f"--lora {path}: not a LoRA this model takes ({first_line(error)})"
             ) from None
         names.append(name)
     if names:

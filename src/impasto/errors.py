@@ -44,3 +44,10 @@ def partial_kept_on_stop(so_far: Callable[[], Any]) -> Iterator[None]:
         except Exception:  # keeping the partial work must never hide the stop itself
             stop.partial = None
         raise
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name when the message is empty): for
+    a third-party error retold in one line."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

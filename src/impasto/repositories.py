@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, WeightsError
+from .errors import InputError, WeightsError, first_line
 
 REPOSITORIES: dict[str, dict[str, Any]] = {
     "sdxl": {"repo": "stabilityai/stable-diffusion-xl-base-1.0", "size": "about 14 GB",
@@ -68,14 +68,9 @@ def download_repository(name: str, announce=None) -> Path:
         )
     except Exception as error:  # the hub's network and HTTP errors, said in one line
         raise WeightsError(
-            f"cannot download {name} ({entry['repo']}): {_first_line(error)}"
+            f"cannot download {name} ({entry['repo']}): {first_line(error)}"
         ) from None
     return Path(path)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def hub_cache() -> str | None:

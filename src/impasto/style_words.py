@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import InputError, WeightsError
+from .errors import InputError, WeightsError, first_line
 
 CLIP_REPOSITORY = "openai/clip-vit-base-patch32"
 TEMPLATE = "a painting in the style of {}"
@@ -76,8 +76,7 @@ def load_clip(source: str | None = None):
         model = transformers.CLIPModel.from_pretrained(folder, local_files_only=True).eval()
         tokenizer = transformers.CLIPTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise WeightsError(f"cannot load CLIP from {folder}: {first}") from None
+        raise WeightsError(f"cannot load CLIP from {folder}: {first_line(error)}") from None
     return model, tokenizer
 
 

@@ -13,7 +13,7 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import WeightsError
+from .errors import WeightsError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -67,7 +67,7 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             "dicts of tensors and will not run a pickle's code: save the weights as safetensors"
         ) from error
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise WeightsError(
             f"{path} is not a weights file or corrupt ({type(error).__name__}: {reason})"
         ) from error

@@ -8,12 +8,11 @@ import argparse
 import dataclasses
 import math
 import textwrap
-import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..config import flag_name, shown_default
+from ..config import flag_name, shown_default, without_none
 
 
 class UsageError(Exception):
@@ -91,15 +90,6 @@ _SCALARS: dict[type, tuple[Callable[[str], Any], str]] = {
 }
 
 
-def _without_none(annotation: Any) -> Any:
-    """``int`` for ``int | None`` (likewise any single type); the annotation otherwise."""
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return annotation
-
-
 def _help(text: str) -> str:
     return text.replace("%", "%%")  # argparse %-formats help strings
 
@@ -169,7 +159,7 @@ def _add_flags(configs: Mapping[str, type], group_for: Callable[[tuple[str, ...]
     for name, config_class in configs.items():
         hints = typing.get_type_hints(config_class)
         for field in _cli_fields(config_class).values():
-            kind = _without_none(hints[field.name])
+            kind = without_none(hints[field.name])
             variants.setdefault(field.name, []).append((name, field, kind))
     for field_name, found in variants.items():
         kinds = {kind for _, _, kind in found}

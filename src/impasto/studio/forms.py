@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import validate_config
+from ..config import validate_config, without_none
 from ..errors import InputError
 from ..methods.registry import (
     DEFAULT_METHOD,
@@ -44,7 +43,7 @@ TEMPORAL_DEFAULT = 0.6
 
 def describe_field(field: dataclasses.Field, kind: Any) -> dict[str, Any]:
     meta = field.metadata
-    base = _without_none(kind)
+    base = without_none(kind)
     if meta.get("choices"):
         type_name = "choice"
     elif base is bool:
@@ -134,7 +133,7 @@ def typed_options(config_class: type, raw: Any, what: str) -> dict[str, Any]:
     for name, value in raw.items():
         if value is None or value == "":
             continue
-        options[name] = _typed(name, value, _without_none(hints[name]))
+        options[name] = _typed(name, value, without_none(hints[name]))
     return options
 
 
@@ -304,12 +303,3 @@ def _as_text(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(item) for item in value)
     return str(value)
-
-
-def _without_none(annotation: Any) -> Any:
-    """``int`` for ``int | None``; the annotation otherwise."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(members) == 1:
-            return members[0]
-    return annotation
