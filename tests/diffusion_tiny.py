@@ -14,6 +14,10 @@ real repositories are, so that the method's own loading calls (``from_pretrained
                             models/image_encoder/
     controlnet-canny-sdxl/  diffusers/controlnet-canny-sdxl-1.0 (config.json + weights)
     controlnet-canny-sd15/  lllyasviel/sd-controlnet-canny
+    controlnet-depth-sdxl/  diffusers/controlnet-depth-sdxl-1.0
+    controlnet-depth-sd15/  lllyasviel/control_v11f1p_sd15_depth
+    depth-anything/         depth-anything/Depth-Anything-V2-Small-hf (a DINOv2 backbone and
+                            DPT head, config.json, model.safetensors, preprocessor_config.json)
     lora-sdxl.safetensors, lora-sd15.safetensors   style LoRAs (peft/diffusers key names)
     photo.png, painting.png                       the images of ``tiny_photo``/``tiny_painting``
 
@@ -110,6 +114,9 @@ class TinyRepos:
     ip_adapter: Path  # h94/IP-Adapter layout, both families
     controlnet_sdxl: Path
     controlnet_sd15: Path
+    depth_controlnet_sdxl: Path
+    depth_controlnet_sd15: Path
+    depth_model: Path
     lora_sdxl: Path
     lora_sd15: Path
     photo: Path
@@ -119,7 +126,9 @@ class TinyRepos:
     def base(self, family: str) -> Path:
         return {"sdxl": self.sdxl_base, "sd15": self.sd15_base}[family]
 
-    def controlnet(self, family: str) -> Path:
+    def controlnet(self, family: str, kind: str = "canny") -> Path:
+        if kind == "depth":
+            return {"sdxl": self.depth_controlnet_sdxl, "sd15": self.depth_controlnet_sd15}[family]
         return {"sdxl": self.controlnet_sdxl, "sd15": self.controlnet_sd15}[family]
 
     def lora(self, family: str) -> Path:
@@ -375,6 +384,9 @@ def _build_sdxl(root: Path, seed: int) -> None:
     _controlnet(unet, seed + 5).save_pretrained(
         str(root / "controlnet-canny-sdxl"), safe_serialization=True
     )
+    _controlnet(unet, seed + 9).save_pretrained(
+        str(root / "controlnet-depth-sdxl"), safe_serialization=True
+    )
     encoder = _image_encoder(seed + 6, projection_dim=32)
     ip = root / "ip-adapter" / "sdxl_models"
     encoder.save_pretrained(str(ip / "image_encoder"), safe_serialization=True)
@@ -400,6 +412,9 @@ def _build_sd15(root: Path, seed: int) -> None:
     _finish_base(root / "sd15-base", {"tokenizer": EOS}, drop=("image_encoder",))
     _controlnet(unet, seed + 15).save_pretrained(
         str(root / "controlnet-canny-sd15"), safe_serialization=True
+    )
+    _controlnet(unet, seed + 19).save_pretrained(
+        str(root / "controlnet-depth-sd15"), safe_serialization=True
     )
     encoder = _image_encoder(seed + 16, projection_dim=24)
     ip = root / "ip-adapter" / "models"
@@ -431,6 +446,35 @@ def _build_clip(root: Path, seed: int) -> Path:
     return folder
 
 
+def _build_depth(root: Path, seed: int) -> Path:
+    """A tiny Depth Anything (DINOv2 backbone, DPT neck and relative-depth head) in the layout
+    of depth-anything/Depth-Anything-V2-Small-hf, with its image processor's file (the real
+    one's settings: long side to a multiple of 14, bicubic, ImageNet mean and std), at 56 px."""
+    folder = root / "depth-anything"
+    backbone = transformers.Dinov2Config(
+        hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32,
+        patch_size=14, image_size=56, out_indices=[1, 2, 3, 4], reshape_hidden_states=False,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )  # fmt: skip
+    config = transformers.DepthAnythingConfig(
+        backbone_config=backbone, neck_hidden_sizes=[8, 16, 16, 16], reassemble_hidden_size=16,
+        fusion_hidden_size=16, head_hidden_size=8, depth_estimation_type="relative",
+    )  # fmt: skip
+    with _seeded(seed):
+        model = transformers.DepthAnythingForDepthEstimation(config).eval()
+        with torch.no_grad():  # a depth that varies over the picture (random init gives ~0)
+            model.head.conv3.weight.normal_(0.0, 1.0)
+            model.head.conv3.bias.fill_(0.5)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    processor = transformers.DPTImageProcessor(
+        do_resize=True, size={"height": 56, "width": 56}, keep_aspect_ratio=True,
+        ensure_multiple_of=14, resample=3, do_rescale=True, do_normalize=True,
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225], do_pad=False,
+    )  # fmt: skip
+    processor.save_pretrained(str(folder))
+    return folder
+
+
 def build_tiny_repos(root: Path, seed: int = 0) -> TinyRepos:
     """Write every tiny repository under ``root`` (deterministic for a given ``seed``)."""
     root = Path(root)
@@ -446,6 +490,9 @@ def build_tiny_repos(root: Path, seed: int = 0) -> TinyRepos:
         ip_adapter=root / "ip-adapter",
         controlnet_sdxl=root / "controlnet-canny-sdxl",
         controlnet_sd15=root / "controlnet-canny-sd15",
+        depth_controlnet_sdxl=root / "controlnet-depth-sdxl",
+        depth_controlnet_sd15=root / "controlnet-depth-sd15",
+        depth_model=_build_depth(root, seed + 30),
         lora_sdxl=root / "lora-sdxl.safetensors",
         lora_sd15=root / "lora-sd15.safetensors",
         photo=root / "photo.png",
@@ -513,6 +560,9 @@ HUB_NAMES = {
     "ip_adapter": "h94/IP-Adapter",
     "controlnet_sdxl": "diffusers/controlnet-canny-sdxl-1.0",
     "controlnet_sd15": "lllyasviel/sd-controlnet-canny",
+    "depth_controlnet_sdxl": "diffusers/controlnet-depth-sdxl-1.0",
+    "depth_controlnet_sd15": "lllyasviel/control_v11f1p_sd15_depth",
+    "depth_model": "depth-anything/Depth-Anything-V2-Small-hf",
     "clip": "openai/clip-vit-base-patch32",
 }
 """The Hub ids the method's defaults name, for each tiny repository."""

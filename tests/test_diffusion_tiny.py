@@ -74,6 +74,9 @@ LAYOUT = {
     ],
     "controlnet_sdxl": ["config.json", "diffusion_pytorch_model.safetensors"],
     "controlnet_sd15": ["config.json", "diffusion_pytorch_model.safetensors"],
+    "depth_controlnet_sdxl": ["config.json", "diffusion_pytorch_model.safetensors"],
+    "depth_controlnet_sd15": ["config.json", "diffusion_pytorch_model.safetensors"],
+    "depth_model": ["config.json", "model.safetensors", "preprocessor_config.json"],
 }
 
 

@@ -341,5 +341,6 @@ def test_diffusion_is_available_only_with_its_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     (gone,) = rec.recommend(["text_prompt"])
     assert not gone.available and gone.implemented
-    assert "impasto download sdxl" in gone.note and "impasto download controlnet-sdxl" in gone.note
+    assert "impasto download sdxl" in gone.note
+    assert "impasto download controlnet-canny-sdxl" in gone.note
     assert "impasto download sdxl" in rec.format_recommendations([gone])

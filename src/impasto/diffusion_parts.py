@@ -49,8 +49,9 @@ def dtype_for(device: torch.device, precision: str) -> torch.dtype:
 
 
 def build_pipeline(config, family, base: Path, device: torch.device, notify: Notify | None):
-    """The img2img pipeline of ``family`` from ``base`` (with the canny ControlNet unless
-    ``control none``), the IP-Adapter loaded, the scheduler chosen, placed on ``device``."""
+    """The img2img pipeline of ``family`` from ``base`` (with the ControlNet of
+    ``config.control`` unless ``none``), the IP-Adapter loaded, the scheduler chosen, placed
+    on ``device``."""
     import diffusers
     import transformers
 
@@ -72,9 +73,9 @@ def build_pipeline(config, family, base: Path, device: torch.device, notify: Not
             pipe = kind.from_pretrained(base, **common, **_no_safety(xl))
         else:
             folder = local_folder(
-                config.controlnet or family.controlnet,
-                "the ControlNet",
-                f"controlnet-{family.name}",
+                config.controlnet or family.controlnets[config.control],
+                f"the {config.control} ControlNet",
+                f"controlnet-{config.control}-{family.name}",
             )
             controlnet = diffusers.ControlNetModel.from_pretrained(folder, **common)
             kind = (

@@ -159,7 +159,7 @@ _METHOD_ROWS: tuple[Method, ...] = (
         },
         "the diffusion extra (pip install 'impasto[diffusion]'), then the weights once: "
         "impasto download sdxl; impasto download ip-adapter-sdxl; impasto download "
-        "controlnet-sdxl",
+        "controlnet-canny-sdxl",
         usage="impasto stylize --method diffusion photo.jpg painting.jpg -o out.png",
         usage_for={
             "text_prompt": "impasto stylize --method diffusion photo.jpg painting.jpg "
@@ -412,7 +412,7 @@ def _config_defaults(method_id: str) -> dict[str, Any]:
 
 
 WEIGHTS_NEEDED: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"diffusion": ("sdxl", "ip-adapter-sdxl", "controlnet-sdxl")}
+    {"diffusion": ("sdxl", "ip-adapter-sdxl", "controlnet-canny-sdxl")}
 )
 """Repositories (``impasto download NAME``) a method needs before it can run with its defaults."""
 

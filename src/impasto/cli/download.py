@@ -17,9 +17,10 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         "CLIP image encoder used by `impasto evaluate`; or fetch a Hugging Face repository of "
         "the diffusion method into the Hugging Face cache.",
     )
+    from ..repositories import REPOSITORIES  # a table: no torch, no hub
+
     download.add_argument("name", metavar="NAME", help="what to fetch: vgg19, clip-vit-b32, "
-                          "sdxl, sd15, ip-adapter-sdxl, ip-adapter-sd15, controlnet-sdxl or "
-                          "controlnet-sd15")  # fmt: skip
+                          f"or for the diffusion method {', '.join(REPOSITORIES)}")  # fmt: skip
     download.set_defaults(handler=run)
 
 

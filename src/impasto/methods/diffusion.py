@@ -11,7 +11,8 @@ ControlNet), for a photo and one or more paintings:
      carries style (``style``, the default), also the one that carries layout
      (``style_and_layout``), or every block (``all``, plain IP-Adapter).
   4. Structure from the photo: img2img from it at ``strength`` (how far the picture may move),
-     and a ControlNet on the photo's Canny edges (OpenCV; ``control none`` to go without).
+     and a ControlNet on the photo's Canny edges (OpenCV, the default), or on its depth
+     (``control depth``: a monocular depth estimator, impasto.depth), or none.
   5. Style LoRAs (``lora PATH[:SCALE]``, several): loaded as adapters with their scales and
      fused into the UNet for the run; ``DiffusionRunner.close`` unfuses and unloads them.
   6. The prompt (may be empty: the image prompt carries the style; ``auto``: style keywords
@@ -38,6 +39,7 @@ from typing import Any
 import torch
 
 from ..config import option
+from ..depth import DEFAULT_DEPTH_MODEL
 from ..devices import DEVICE_CHOICES, resolve_device
 from ..errors import InputError
 from ..images import resize_to
@@ -46,7 +48,7 @@ from .base import Method, Prepared, StyleResult, style_weights
 
 FAMILY_CHOICES: tuple[str, ...] = ("auto", "sdxl", "sd15")
 IP_BLOCK_CHOICES: tuple[str, ...] = ("style", "style_and_layout", "all")
-CONTROL_CHOICES: tuple[str, ...] = ("canny", "none")
+CONTROL_CHOICES: tuple[str, ...] = ("canny", "depth", "none")
 SCHEDULER_CHOICES: tuple[str, ...] = ("default", "euler", "euler_a", "dpm", "ddim")
 OFFLOAD_CHOICES: tuple[str, ...] = ("auto", "none", "model", "sequential")
 PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
@@ -63,7 +65,7 @@ class Family:
     base: str
     ip_subfolder: str
     ip_weight: str
-    controlnet: str
+    controlnets: dict[str, str]  # a ControlNet repository per kind of control image
     size: int
     style_block: dict[str, Any]  # InstantStyle: where style lives (ip scale dict, scale = 1)
     layout_block: dict[str, Any]  # and layout
@@ -75,7 +77,10 @@ FAMILIES: dict[str, Family] = {
         "stabilityai/stable-diffusion-xl-base-1.0",
         "sdxl_models",
         "ip-adapter_sdxl.safetensors",
-        "diffusers/controlnet-canny-sdxl-1.0",
+        {
+            "canny": "diffusers/controlnet-canny-sdxl-1.0",
+            "depth": "diffusers/controlnet-depth-sdxl-1.0",
+        },
         1024,
         style_block={"up": {"block_0": [0.0, 1.0, 0.0]}},
         layout_block={"down": {"block_2": [0.0, 1.0]}},
@@ -85,7 +90,10 @@ FAMILIES: dict[str, Family] = {
         "stable-diffusion-v1-5/stable-diffusion-v1-5",
         "models",
         "ip-adapter_sd15.safetensors",
-        "lllyasviel/sd-controlnet-canny",
+        {
+            "canny": "lllyasviel/sd-controlnet-canny",
+            "depth": "lllyasviel/control_v11f1p_sd15_depth",
+        },
         512,
         style_block={"up": {"block_1": 1.0}},
         layout_block={"down": {"block_2": 1.0}, "mid": 1.0},
@@ -122,13 +130,20 @@ class DiffusionConfig:
         choices=IP_BLOCK_CHOICES,
     )
     control: str = option(
-        "canny", "structure from the photo's edges (a ControlNet)", choices=CONTROL_CHOICES
+        "canny",
+        "structure from the photo through a ControlNet: its edges, or its depth",
+        choices=CONTROL_CHOICES,
     )
     controlnet: str | None = option(
         None,
         "the ControlNet (id or local folder)",
         metavar="ID_OR_FOLDER",
-        default_text="the family's canny",
+        default_text="the family's, for --control",
+    )
+    depth_model: str = option(
+        DEFAULT_DEPTH_MODEL,
+        "the depth estimator for --control depth (id or local folder)",
+        metavar="ID_OR_FOLDER",
     )
     control_scale: float = option(0.5, "how strictly the edges are kept", min=0.0, max=2.0)
     strength: float = option(
@@ -269,6 +284,11 @@ class DiffusionMethod(Method):
         asked = FAMILIES["sd15" if config.family == "sd15" else "sdxl"]  # auto: SDXL's
         base = parts.local_folder(config.base or asked.base, "the base model", asked.name)
         family = family_of(base, config.family)
+        depth = None
+        if config.control == "depth":  # before the pipeline: a missing estimator said at once
+            from ..depth import DepthEstimator
+
+            depth = DepthEstimator(config.depth_model, device)
         pipe = parts.build_pipeline(config, family, base, device, notify)
         weights = style_weights(config.style_blend, len(styles))
         embeddings = parts.image_prompt(pipe, styles, weights, device, config.guidance > 1)
@@ -282,7 +302,7 @@ class DiffusionMethod(Method):
             prompt = style_words.prompt_from(style_words.describe(styles[0], top=1))
             if notify is not None:
                 notify(f"prompt: {prompt}")
-        return DiffusionRunner(config, family, pipe, embeddings, device, loras, prompt)
+        return DiffusionRunner(config, family, pipe, embeddings, device, loras, prompt, depth)
 
 
 @dataclass
@@ -294,6 +314,7 @@ class DiffusionRunner(Prepared):
     device_: torch.device
     loras: list[str] = field(default_factory=list)
     prompt: str = ""
+    depth: Any = None  # impasto.depth.DepthEstimator, for ``control depth``
     method = "diffusion"
 
     def __post_init__(self) -> None:
@@ -307,7 +328,7 @@ class DiffusionRunner(Prepared):
         photo = resize_to(content[:1].float().cpu(), height, width).clamp(0, 1)
         arguments: dict[str, Any] = {}
         if config.control != "none":
-            arguments["control_image"] = canny_edges(photo)
+            arguments["control_image"] = self.control_image(photo)
             arguments["controlnet_conditioning_scale"] = config.control_scale
         steps = max(config.steps, math.ceil(1 / config.strength))  # at least one to run
         total = max(1, int(steps * config.strength))
@@ -342,6 +363,12 @@ class DiffusionRunner(Prepared):
         details = {"family": self.family.name, "size": [width, height], "loras": self.loras,
                    "prompt": self.prompt}  # fmt: skip
         return StyleResult(image, method="diffusion", device=self.device, details=details)
+
+    def control_image(self, photo: torch.Tensor) -> torch.Tensor:
+        """What the ControlNet sees of ``photo``: its Canny edges, or its depth."""
+        if self.config.control == "depth":
+            return self.depth(photo)
+        return canny_edges(photo)
 
     def close(self) -> None:
         """Unfuse and unload the LoRAs: the pipeline is as it was loaded."""
