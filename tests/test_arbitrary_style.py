@@ -211,7 +211,7 @@ def weights_of(folder):
     return load_file(str(folder / "model.safetensors"))
 
 
-@pytest.mark.parametrize("method", ["adain", "wct"])
+@pytest.mark.parametrize("method", ["adain", "wct", "photo"])
 def test_a_cancelled_decoder_run_resumes_to_the_same_weights(method, tmp_path, image_sets,
                                                              one_thread):  # fmt: skip
     photos, styles = image_sets

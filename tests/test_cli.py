@@ -585,7 +585,7 @@ def test_stylize_help_without_a_method_says_each_methods_default_and_values(caps
         assert group in help_text
     assert help_text.count("--size N ") == 1 and "--steps N" in help_text
     assert (
-        "(default: gatys: 512; fast, adain, wct and color: the input's size; diffusion: the "
+        "(default: gatys: 512; fast, adain, wct, photo and color: the input's size; diffusion: the "
         "family's: 1024 or 512)" in help_text
     )
     # what auto means, and which values each method takes

@@ -34,6 +34,7 @@ QUICK = {
     "fast": ["--model", "vangogh-bedroom"],
     "adain": ["--size", "40"],
     "wct": ["--size", "40"],
+    "photo": ["--size", "40"],
     "color": [],
     "diffusion": ["--size", "40", "--steps", "2"],
 }

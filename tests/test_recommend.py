@@ -22,7 +22,7 @@ def ids(situations=()):
         ("realtime", ["fast", "adain"]),
         ("video", ["fast", "adain", "fast-temporal", "animatediff"]),
         ("arbitrary_style", ["adain", "wct"]),
-        ("photorealistic", ["photowct", "color"]),
+        ("photorealistic", ["photo", "color"]),
         ("text_prompt", ["diffusion"]),
         ("brand_consistency", ["diffusion", "style-lora"]),
         ("no_content_leak", ["diffusion"]),
@@ -46,7 +46,7 @@ def test_default_is_gatys_then_diffusion():
 
 def test_several_situations_combine_rows_without_duplicates():
     assert ids(["video", "photorealistic"]) == [
-        "fast", "adain", "fast-temporal", "animatediff", "photowct", "color",
+        "fast", "adain", "fast-temporal", "animatediff", "photo", "color",
     ]  # fmt: skip
     # realtime and arbitrary_style both name AdaIN: listed once, at its first row.
     assert ids(["arbitrary_style", "realtime"]) == ["fast", "adain", "wct"]
@@ -189,6 +189,7 @@ def test_what_impasto_does_not_implement_never_reads_as_an_install_away():
         "fast",
         "adain",
         "wct",
+        "photo",
         "color",
         "diffusion",
     }

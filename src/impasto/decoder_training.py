@@ -56,7 +56,8 @@ class DecoderTrainConfig:
     learning_rate: float = option(5e-4, "Adam step size", min=1e-7, max=1.0)
     content_weight: float = option(1.0, "weight of the feature (content) loss", min=0.0)
     style_weight: float = option(10.0, "AdaIN: weight of the style statistics loss", min=0.0)
-    pixel_weight: float = option(1.0, "WCT: weight of the pixel reconstruction loss", min=0.0)
+    pixel_weight: float = option(1.0, "WCT and photo: weight of the pixel reconstruction loss",
+                                 min=0.0)  # fmt: skip
     width: int = option(128, "channels of the deepest decoder's first convolution", min=16,
                         max=1024)  # fmt: skip
     seed: int = option(0, "random seed (decoder start, data order, crops)", min=0,
@@ -138,9 +139,10 @@ def train_decoder(
     backbone = backbone.to(device).freeze()
     try:
         layers = method.decoder_layers(backbone)
+        skips = method.decoder_skips(backbone)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            decoders = build_decoders(backbone, layers, config.width)
+            decoders = build_decoders(backbone, layers, config.width, skips=skips)
     except ValueError as error:
         raise InputError(str(error)) from error
     decoders = decoders.to(device)

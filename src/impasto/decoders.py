@@ -25,8 +25,9 @@ from .errors import InputError
 from .model_folder import find_model, load_model_folder, save_model_folder, shipped_models
 from .nn.decoder import Decoder, DecoderConfig
 from .nn.fit import weights_misfit
+from .nn.skip_decoder import SkipDecoder
 
-DECODER_METHODS: tuple[str, ...] = ("adain", "wct")
+DECODER_METHODS: tuple[str, ...] = ("adain", "wct", "photo")
 PROBE_SIDE = 256  # the input side used to measure a layer's stride
 
 
@@ -36,14 +37,19 @@ class DecoderSet(nn.Module):
     def __init__(self, configs: list[DecoderConfig]) -> None:
         super().__init__()
         self.configs = list(configs)
-        self.decoders = nn.ModuleDict({config.layer: Decoder(config) for config in configs})
+        self.decoders = nn.ModuleDict(
+            {config.layer: (SkipDecoder if config.skips else Decoder)(config) for config in configs}
+        )
 
     @property
     def layers(self) -> tuple[str, ...]:
         return tuple(config.layer for config in self.configs)
 
-    def forward(self, layer: str, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return self.decoders[layer](features, size)
+    def forward(self, layer: str, features: torch.Tensor, size: tuple[int, int],
+                skips: dict[str, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+        if skips is None:
+            return self.decoders[layer](features, size)
+        return self.decoders[layer](features, size, skips)
 
 
 def layer_geometry(backbone: Backbone, layers: tuple[str, ...]) -> dict[str, tuple[int, int]]:
@@ -62,11 +68,22 @@ def layer_geometry(backbone: Backbone, layers: tuple[str, ...]) -> dict[str, tup
     return geometry
 
 
-def build_decoders(backbone: Backbone, layers: tuple[str, ...], width: int,
-                   padding: str = "reflect") -> DecoderSet:  # fmt: skip
+def build_decoders(
+    backbone: Backbone,
+    layers: tuple[str, ...],
+    width: int,
+    padding: str = "reflect",
+    skips: tuple[str, ...] = (),
+) -> DecoderSet:
     """Decoders for ``layers`` of ``backbone`` (deepest first); the deepest starts at ``width``
     channels and each shallower one at the width the deepest has at its resolution, so every
-    decoder spends the same channels on the same scale."""
+    decoder spends the same channels on the same scale. ``skips``: shallower layers that join
+    every decoder on its way up (impasto.nn.skip_decoder)."""
+    if skips:
+        geometry = layer_geometry(backbone, (*layers, *skips))
+        joins = tuple([skip, *geometry[skip]] for skip in skips)
+        return DecoderSet([DecoderConfig(layer, *geometry[layer], width, 16, padding, joins)
+                           for layer in layers])  # fmt: skip
     geometry = layer_geometry(backbone, layers)
     deepest = max(steps for _, steps in geometry.values())
     configs = [
@@ -151,13 +168,15 @@ def load_decoders(model: str | os.PathLike, method: str) -> DecoderModel:
 
 def check_decoder_backbone(model: DecoderModel, backbone: Backbone) -> None:
     """InputError unless ``backbone`` has every layer the decoders invert, with their shapes."""
+    joined = tuple(skip[0] for config in model.decoders.configs for skip in config.skips)
     try:
-        backbone.check_layers(model.decoders.layers)
-        geometry = layer_geometry(backbone, model.decoders.layers)
+        backbone.check_layers((*model.decoders.layers, *joined))
+        geometry = layer_geometry(backbone, (*model.decoders.layers, *joined))
     except ValueError as error:
         raise InputError(f"decoder {model.name}: {error}") from error
     for config in model.decoders.configs:
-        if geometry[config.layer] != (config.in_channels, config.upsamplings):
+        expected = [(config.layer, config.in_channels, config.upsamplings), *config.skips]
+        if any(geometry[layer] != (channels, steps) for layer, channels, steps in expected):
             raise InputError(
                 f"decoder {model.name} was trained on {model.backbone}, whose layer "
                 f"{config.layer} differs from {backbone.name}'s"

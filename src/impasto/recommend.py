@@ -135,12 +135,17 @@ _METHOD_ROWS: tuple[Method, ...] = (
         train_usage="impasto train decoder --method wct --data photos/ -o models/wct",
     ),
     Method(
-        "photowct",
-        "PhotoWCT / deep photo style transfer",
-        "keeps the result a photograph: transfers colour and tone, not brush strokes",
-        "no painterly texture; the smoothing step is slow on large images",
-        {"size": 512, "smoothing": True},
-        _NOT_YET + "NVIDIA FastPhotoStyle ships PhotoWCT models (non-commercial licence)",
+        "photo",
+        "Photorealistic: PhotoWCT-like, with deep photo style transfer's region masks",
+        "keeps the result a photograph: another photo's colours and tones, the photo's edges "
+        "(WCT at three levels, a detail-keeping decoder, edge-aware smoothing); label masks "
+        "pair regions (sky to sky)",
+        "no brush strokes or painterly texture: for photo-to-photo looks, not paintings",
+        {"alpha": 1.0, "smoothing": "fast"},
+        "built in, with a shipped decoder for efficientnet-lite0 (no download)",
+        training={"size": 192, "batch": 8, "learning_rate": 5e-4, "pixel_weight": 1.0},
+        usage="impasto stylize --method photo photo.jpg look.jpg -o out.png",
+        train_usage="impasto train decoder --method photo --data photos/ -o models/photo",
     ),
     Method(
         "diffusion",
@@ -235,7 +240,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(("realtime", "video"), ("fast", "adain"), "real-time or video"),
     Rule(("arbitrary_style",), ("adain", "wct"), "arbitrary styles in one pass"),
-    Rule(("photorealistic",), ("photowct",), "keep photographic realism"),
+    Rule(("photorealistic",), ("photo",), "keep photographic realism"),
     Rule(("text_prompt",), ("diffusion",), "with a text prompt"),
     Rule(
         ("brand_consistency",),

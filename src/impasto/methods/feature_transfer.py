@@ -170,6 +170,12 @@ class TransferRunner(Prepared):
                  progress: ProgressCallback | None) -> torch.Tensor:  # fmt: skip
         """(B, 3, H, W) photos on the device -> stylised (B, 3, H, W) float32 in [0, 1]."""
 
+    def finish(self, image: torch.Tensor, content: torch.Tensor,
+               progress: ProgressCallback | None) -> torch.Tensor:  # fmt: skip
+        """What the method does to its decoded images (B, 3, H, W) on the CPU, given the
+        photos: nothing, unless it says otherwise."""
+        return image
+
     def run(self, content: torch.Tensor, progress: ProgressCallback | None = None) -> StyleResult:
         started = time.perf_counter()
         if content.ndim != 4 or content.shape[1] != 3:
@@ -185,8 +191,8 @@ class TransferRunner(Prepared):
         with torch.inference_mode():
             padded = pad_to_multiple(content, self.multiple)
             image = self.transfer(padded, self.masks_for(tuple(padded.shape[-2:])), progress)
-        image = image[..., : size[0], : size[1]]
-        image = color.preserve_colors(image.cpu(), content, self.config.preserve_color)
+        image = self.finish(image[..., : size[0], : size[1]].cpu(), content.cpu(), progress)
+        image = color.preserve_colors(image, content, self.config.preserve_color)
         result = StyleResult(image.clamp(0, 1), method=self.method, backbone=self.backbone,
                              device=self.device)  # fmt: skip
         result.seconds = time.perf_counter() - started
@@ -225,6 +231,10 @@ class TransferMethod(Method):
 
     def check(self, config: Any, style_count: int | None) -> None:
         check_transfer_config(config, self.name, style_count)
+
+    def decoder_skips(self, backbone) -> tuple[str, ...]:
+        """Shallower layers that join the decoders on their way up (none: plain decoders)."""
+        return ()
 
     def prepare(self, config: Any, styles: Sequence[torch.Tensor], *, backbone=None,
                 notify=None) -> TransferRunner:  # fmt: skip

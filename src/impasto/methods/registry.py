@@ -69,6 +69,15 @@ METHODS: dict[str, MethodEntry] = {
             exports=True,
         ),
         MethodEntry(
+            "photo",
+            "photo",
+            "another photo's look, still a photograph (PhotoWCT-like, Li et al. 2018): colours "
+            "and tones move, edges stay",
+            takes_styles=True,
+            situations=("photorealistic",),
+            trade_offs="colour and tone only, no brush strokes: for photo-to-photo looks",
+        ),
+        MethodEntry(
             "color",
             "color",
             "colour only: the photo keeps every detail and takes the painting's palette",
@@ -142,7 +151,8 @@ TRAINING_KINDS: dict[str, TrainingKind] = {
         *(TrainingKind(name, f"methods.{row.module}", row.summary, (name,))
           for name, row in METHODS.items() if row.trains),
         TrainingKind("decoder", "decoder_training",
-                     "the decoders of adain and wct, for a backbone", ("adain", "wct")),
+                     "the decoders of adain, wct and photo, for a backbone",
+                     ("adain", "wct", "photo")),
     )
 }  # fmt: skip
 

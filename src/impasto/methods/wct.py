@@ -78,8 +78,9 @@ class StyleStatistics:
     root: torch.Tensor
 
 
-def style_statistics(features: torch.Tensor) -> StyleStatistics:
-    mean, covariance = weighted_mean_covariance(features)
+def style_statistics(features: torch.Tensor, region: torch.Tensor | None = None) -> StyleStatistics:
+    """One style image's statistics at a level (over ``region`` (1, 1, H, W) only, when given)."""
+    mean, covariance = weighted_mean_covariance(features, region)
     return StyleStatistics(mean.cpu(), symmetric_power(covariance, 0.5))
 
 

@@ -36,6 +36,9 @@ class DecoderConfig:
     width: int = 128  # channels after the first convolution
     min_width: int = 16
     padding: str = "reflect"
+    # shallower layers joining on the way up (impasto.nn.skip_decoder): [layer, channels,
+    # log2 stride] each; none for the plain decoder
+    skips: tuple = ()
 
     def check(self) -> None:
         """ValueError for a config that must not size a network (read from untrusted files)."""
@@ -48,6 +51,24 @@ class DecoderConfig:
             raise ValueError("decoder 'layer' must name a backbone layer")
         if self.padding not in PADDING_CHOICES:
             raise ValueError(f"unknown decoder padding {self.padding!r}")
+        if not isinstance(self.skips, (list, tuple)) or len(self.skips) > MAX_STRIDE_LOG2:
+            raise ValueError("decoder 'skips' must be a short list")
+        strides = set()
+        for skip in self.skips:
+            if not _is_skip(skip, self.upsamplings) or skip[2] in strides:
+                raise ValueError("decoder 'skips' must be [layer, channels, log2 stride] each, "
+                                 "finer than the decoder's layer, one per stride")  # fmt: skip
+            strides.add(skip[2])
+
+
+def _is_skip(skip, upsamplings: int) -> bool:
+    """``[layer, channels, log2 stride]``, the stride finer than the decoder's own."""
+    if not isinstance(skip, (list, tuple)) or len(skip) != 3 or not isinstance(skip[0], str):
+        return False
+    numbers = skip[1:]
+    if any(isinstance(value, bool) or not isinstance(value, int) for value in numbers):
+        return False
+    return 1 <= skip[1] <= 4096 and 0 <= skip[2] < upsamplings
 
 
 class Decoder(nn.Module):
