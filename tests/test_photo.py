@@ -168,3 +168,41 @@ def test_the_cli_runs_with_label_masks_and_refuses_a_mask_of_another_shape(capsy
                               tmp_path / "tar.png")  # fmt: skip
     assert code == 2 and "--content-mask is 90x40" in error_line(err)
     assert not bad.exists()
+
+
+# --------------------------------------------------------------------------- Gatys, photorealistic
+
+
+def test_gatys_with_label_masks_gives_each_region_only_its_matching_regions_colours():
+    content = photo(64, 48)
+    style = two_colour_style(RED, BLUE)
+    content_labels = halves(64, 48, BLUE_LABEL, GREEN_LABEL, vertical=True)
+    style_labels = halves(64, 64, GREEN_LABEL, BLUE_LABEL, vertical=False)
+    result = impasto.stylize(content, [style], method="gatys", size=64, steps=40, scales=1,
+                             device="cpu", backbone="efficientnet-lite0",
+                             content_mask=content_labels, style_mask=style_labels)  # fmt: skip
+    left = result.image[0, :, :, 2:20].mean(dim=(1, 2))
+    right = result.image[0, :, :, 28:46].mean(dim=(1, 2))
+    assert left[2] > left[0] + 0.1  # the blue-labelled half turned blue
+    assert right[0] > right[2] + 0.1  # the green-labelled half turned red
+
+
+def test_the_matting_regulariser_is_zero_for_an_affine_recolouring_and_not_for_texture():
+    from impasto.photoreal import MattingRegulariser
+
+    content = photo(40, 30)
+    regulariser = MattingRegulariser(content)
+    matrix = torch.tensor([[0.5, 0.2, 0.0], [0.1, 0.3, 0.1], [0.0, 0.2, 0.9]])
+    recoloured = torch.einsum("ij,bjhw->bihw", matrix, content) + 0.1
+    noise = torch.rand(content.shape, generator=torch.Generator().manual_seed(1))
+    textured = recoloured + 0.1 * (noise - 0.5)
+    assert float(regulariser(recoloured)) < 1e-3 * float(regulariser(textured))
+
+
+def test_photorealistic_gatys_keeps_more_of_the_photo_than_plain_gatys():
+    content = photo(64, 48)
+    style = two_colour_style(RED, BLUE)
+    options = dict(size=64, steps=30, scales=1, device="cpu", backbone="efficientnet-lite0")
+    plain = impasto.stylize(content, [style], method="gatys", **options)
+    photoreal = impasto.stylize(content, [style], method="gatys", photorealistic=True, **options)
+    assert ssim(photoreal.image, content) > ssim(plain.image, content) + 0.05

@@ -219,6 +219,15 @@ def matched_regions(
     return regions
 
 
+def check_label_options(content_mask, style_mask, style_count: int | None) -> None:
+    """InputError unless --content-mask and --style-mask come together, with one style image."""
+    if (content_mask is None) != (style_mask is None):
+        raise InputError("--content-mask and --style-mask go together: give both")
+    if content_mask is not None and style_count not in (None, 1):
+        raise InputError("--content-mask/--style-mask pair one style image's regions: give one "
+                         "style image")  # fmt: skip
+
+
 def check_aspect(flag: str, rgb: torch.Tensor, size: tuple[int, int]) -> None:
     """InputError when the mask ``rgb`` (1, 3, h, w) does not have the aspect ratio of its
     photo, of ``size`` = (height, width), within ASPECT_TOLERANCE."""

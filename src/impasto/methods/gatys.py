@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import color, losses
+from .. import color, losses, photoreal
 from ..backbones import BACKBONE_CHOICES, Backbone, load_backbone
 from ..config import option, validate_config
 from ..devices import (
@@ -55,6 +55,7 @@ INIT_CHOICES = ("content", "noise")
 # The coarsest scale is the largest size obtained by halving ``size`` that stays >= this.
 MIN_SCALE_SIZE = 192
 MIN_SIDE = 16  # the short side every image needs at every scale (the backbones downsample)
+PHOTOREALISM_WEIGHT = 1e5  # --photorealistic, by trying it: docs/photo.md
 
 
 @dataclass
@@ -111,6 +112,15 @@ class GatysConfig:
                            "first step)")  # fmt: skip
     save_every: int = option(0, "save an intermediate image every N steps (0: never)",
                              min=0)  # fmt: skip
+    photorealistic: bool = option(False, "keep the result a photograph: add the "
+                                  "matting-Laplacian regulariser (Luan et al. 2017)")  # fmt: skip
+    photorealism_weight: float = option(PHOTOREALISM_WEIGHT, "weight of that regulariser",
+                                        min=0.0)  # fmt: skip
+    content_mask: str | None = option(None, "a label image of the photo: each region matches "
+                                      "the Gram statistics of the style's region of the same "
+                                      "colour (with --style-mask)", metavar="LABELS")  # fmt: skip
+    style_mask: str | None = option(None, "a label image of the style image, for "
+                                    "--content-mask", metavar="LABELS")  # fmt: skip
 
 
 def scale_sizes(size: int, scales: int | None = None) -> list[int]:
@@ -146,14 +156,20 @@ class Objective:
     """The perceptual loss (impasto.losses.perceptual_loss) at one scale, targets precomputed."""
 
     def __init__(self, backbone, network, content, styles, blend, config, content_layers,
-                 style_layers, autocast, channels_last) -> None:  # fmt: skip
+                 style_layers, autocast, channels_last, regions=None) -> None:  # fmt: skip
         # ``network`` (possibly torch.compile'd) runs the optimised image; the targets use the
         # plain ``backbone`` so a compiled network is compiled once per scale, not three times.
         self.backbone, self.network = backbone, network
         self.autocast, self.channels_last = autocast, channels_last
-        self.weights = losses.LossWeights(config.content_weight, config.style_weight,
-                                          config.tv_weight)  # fmt: skip
+        masked = regions is not None  # label masks: the style loss region by region instead
+        self.weights = losses.LossWeights(config.content_weight, 0.0 if masked else
+                                          config.style_weight, config.tv_weight)  # fmt: skip
         self.style_layers = dict(style_layers)
+        self.extras = []  # (name, weight, term(image, features))
+        if config.photorealistic:
+            regulariser = photoreal.MattingRegulariser(content)
+            self.extras.append(("photorealism", config.photorealism_weight,
+                                lambda image, features: regulariser(image)))  # fmt: skip
         self.layers = sorted(set(content_layers) | set(self.style_layers))
         self.prior: tuple[float, torch.Tensor, torch.Tensor] | None = None
         with torch.no_grad():
@@ -161,6 +177,15 @@ class Objective:
             self.content_targets = {k: content_features[k] for k in content_layers}
             style_features = [self._features(image) for image in styles]
             self.style_targets = losses.blended_grams(style_features, blend, self.style_layers)
+            if masked:
+                content_masks, style_masks = regions
+                targets = photoreal.masked_grams(style_features[0], style_masks, self.style_layers)
+                layers = self.style_layers
+
+                def masked_style(image, features):
+                    return photoreal.masked_style_loss(features, content_masks, targets, layers)
+
+                self.extras.append(("masked style", config.style_weight, masked_style))
 
     def _features(self, image: torch.Tensor, network=None) -> dict[str, torch.Tensor]:
         if self.channels_last:
@@ -175,10 +200,10 @@ class Objective:
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         features = self._features(image, self.network)
-        extra = None
+        extra = {name: (weight, term(image, features)) for name, weight, term in self.extras}
         if self.prior is not None:  # a video frame after the first (impasto.temporal)
             weight, target, mask = self.prior
-            extra = {"temporal": (weight, losses.temporal_loss(image, target, mask))}
+            extra["temporal"] = (weight, losses.temporal_loss(image, target, mask))
         return losses.perceptual_loss(image, features, self.content_targets, self.style_targets,
                                       self.style_layers, self.weights, extra)  # fmt: skip
 
@@ -227,6 +252,13 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     if config.recolor_style:
         styles = [color.match_color(s, content) for s in styles]
 
+    regions = None
+    if config.content_mask is not None:
+        from .. import labels
+
+        sizes_given = (tuple(content.shape[-2:]), tuple(styles[0].shape[-2:]))
+        found = labels.region_masks(config.content_mask, config.style_mask, *sizes_given)
+        regions = ([r.content.to(device) for r in found], [r.style.to(device) for r in found])
     sizes = scale_sizes(config.size, config.scales)
     steps = config.steps
     if prior is not None:
@@ -268,7 +300,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
                            for s in styles]  # fmt: skip
             objective = Objective(backbone, network, content_here, styles_here, blend, config,
                                   content_layers, style_layers, mixed,
-                                  channels_last=device.type == "cuda")  # fmt: skip
+                                  channels_last=device.type == "cuda", regions=regions)  # fmt: skip
             if prior is not None:
                 objective.prior = (temporal_weight(prior.strength), prior.image.to(device),
                                    prior.reliable.to(device))  # fmt: skip
@@ -339,6 +371,9 @@ class GatysMethod(Method):
     def check(self, config: GatysConfig, style_count: int | None) -> None:
         if style_count:
             style_weights(config.style_blend, style_count)
+        from ..labels import check_label_options
+
+        check_label_options(config.content_mask, config.style_mask, style_count)
         if config.weights is not None:
             path = Path(config.weights).expanduser()
             if not path.is_file():

@@ -175,13 +175,11 @@ class PhotoMethod(TransferMethod):
 
     def check(self, config: PhotoConfig, style_count: int | None) -> None:
         super().check(config, style_count)
-        if (config.content_mask is None) != (config.style_mask is None):
-            raise InputError("--content-mask and --style-mask go together: give both")
+        from ..labels import check_label_options
+
+        check_label_options(config.content_mask, config.style_mask, style_count)
         if config.content_mask is not None and config.mask is not None:
             raise InputError("--mask and --content-mask/--style-mask: give one or the other")
-        if config.content_mask is not None and style_count not in (None, 1):
-            raise InputError("--content-mask/--style-mask pair one style photo's regions: give "
-                             "one style image")  # fmt: skip
 
     # ---------------------------------------------------------------- decoder training
 

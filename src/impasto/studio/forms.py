@@ -26,9 +26,9 @@ from ..methods.registry import (
     missing_requirement,
 )
 
-HIDDEN: frozenset[str] = frozenset({"save_every", "mask", "model"})
+HIDDEN: frozenset[str] = frozenset({"save_every", "mask", "model", "content_mask", "style_mask"})
 """Fields the studio sets itself (previews; the model has its own menu) or does not offer yet
-(region masks)."""
+(region masks, photo's label masks: they would need uploads of their own)."""
 MAIN: frozenset[str] = frozenset(
     {"size", "steps", "style_weight", "content_weight", "preserve_color", "alpha", "strength",
      "mode", "style_blend"}
