@@ -17,15 +17,11 @@ from impasto.decoder_training import DecoderTrainConfig, check_backbone, train_d
 from impasto.decoders import build_decoders, load_decoders, save_decoders
 from impasto.errors import Cancelled, InputError
 from impasto.methods.adain import adain
-from impasto.methods.wct import (
-    colour_transform,
-    newton_schulz_roots,
-    style_statistics,
-    symmetric_power,
-)
+from impasto.methods.wct import newton_schulz_roots
 from impasto.nn.decoder import Decoder, DecoderConfig
 from impasto.photos import PhotoSet
 from impasto.regions import region_weights, weighted_mean_covariance, weighted_mean_std
+from impasto.whitening import colour_transform, style_statistics, symmetric_power
 
 # --------------------------------------------------------------------------- the transforms
 

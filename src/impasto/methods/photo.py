@@ -5,7 +5,7 @@ Photorealistic Image Stylization", ECCV 2018; and WCT2, Yoo et al. 2019).
 Stylise (``PhotoRunner.transfer``), in one pass:
   1. Encode the photo once at the deepest level l_1 and at the shallower skip levels
      l_2 .. l_n (EfficientNet-Lite0: block5_expand, block3_expand, stem; strides 8, 4, 2).
-  2. WCT at every level (impasto.methods.wct): whiten the photo's features with their own mean
+  2. WCT at every level (impasto.whitening): whiten the photo's features with their own mean
      and covariance, colour them with the style photo's; f' = alpha f_cs + (1 - alpha) f.
      With label masks (``content_mask``, ``style_mask``), region by region: each content
      region is whitened over itself and coloured with its matching style region's statistics
@@ -45,8 +45,8 @@ from ..model_folder import shipped_models
 from ..progress import ProgressCallback, ProgressEvent, report
 from ..regions import masks_at
 from ..smoothing import SMOOTHING_CHOICES, smooth
+from ..whitening import colour_transform, style_statistics, whiten_and_colour
 from .feature_transfer import TransferConfig, TransferMethod, TransferRunner
-from .wct import WctGraph, colour_transform, style_statistics
 
 PHOTO_LEVELS = ("block5_expand", "block3_expand", "stem")
 
@@ -66,8 +66,8 @@ class PhotoConfig(TransferConfig):
     )
     smoothing: str = option(
         "fast",
-        "afterwards, make pixels the photo has alike alike again: fast (a guided filter), "
-        "exact (the closed-form matting solution, seconds per megapixel) or none",
+        "afterwards, pixels alike in the photo are made alike again: fast (a guided filter), "
+        "exact (the closed-form matting solution, about a minute per megapixel) or none",
         choices=SMOOTHING_CHOICES,
     )
     content_mask: str | None = option(
@@ -125,18 +125,7 @@ class PhotoRunner(TransferRunner):
             return sum(weight[None] * colour_transform(features, stats[level], weight[None])
                        for weight, (_content, stats) in zip(weights, self.regions,
                                                             strict=True))  # fmt: skip
-        if masks is None:
-            return sum(weight * colour_transform(features, stats[level])
-                       for weight, stats in zip(self.weights, self.style_stats,
-                                                strict=True))  # fmt: skip
-        from ..regions import region_weights
-
-        shares, uncovered = region_weights(masks_at(masks, size))
-        result = features.float() * uncovered
-        for weight, region, stats in zip(shares, masks_at(masks, size), self.style_stats,
-                                         strict=True):  # fmt: skip
-            result = result + weight[None] * colour_transform(features, stats[level], region[None])
-        return result
+        return whiten_and_colour(features, level, self.style_stats, self.weights, masks)
 
     def transfer(self, content, masks, progress: ProgressCallback | None) -> torch.Tensor:
         if self.regions is not None:
@@ -170,8 +159,7 @@ class PhotoMethod(TransferMethod):
     config_class = PhotoConfig
     decoder_needs_styles = False
     runner_class = PhotoRunner
-    graph_class = WctGraph
-    export_formats = ()  # the skip decoder and the smoothing are not in WctGraph
+    export_formats = ()  # no ONNX graph yet: the skip decoder and the smoothing would need one
 
     def check(self, config: PhotoConfig, style_count: int | None) -> None:
         super().check(config, style_count)

@@ -14,14 +14,7 @@ region only (the content's mean and covariance there) and colours it, region by 
 Decoders (``decoder_loss``): one per level, trained to reconstruct photos from their
 features, no style image needed: L = ||D_l(E_l(c)) - c||^2 + w * L_c(E_l(D_l(E_l(c))), E_l(c)).
 
-Numerics: covariances and eigendecompositions in float64 on the CPU, always, on one thread.
-LAPACK's symmetric eigensolver on a few hundred channels takes milliseconds there (240
-channels: 15 ms on one thread, 33 ms on two, and up to 0.5 s on a loaded machine with two, as
-the threads wait for each other), less than a GPU's (cuSOLVER's launch and synchronisation cost
-more than the work at these sizes), and float64
-keeps the inverse square root of a nearly singular covariance exact; the ridge r (1e-5 of the
-mean eigenvalue) keeps it bounded. Whitening and colouring become one C x C matrix, applied
-on the device in the features' precision (``colour_transform``).
+Numerics (float64 eigendecompositions on the CPU, a ridge): impasto.whitening.
 
 Departures from the paper, and why:
 - The encoder is EfficientNet-Lite0 (offline default) at three levels (block5_expand,
@@ -31,8 +24,7 @@ Departures from the paper, and why:
   scored on EfficientNet-Lite2) the style ratio stayed the same from alpha 0.6 to 1 (0.334,
   0.327, 0.330 at 0.6, 0.8, 1) while SSIM fell (0.423, 0.391, 0.365): the decoders blur more
   than they paint beyond 0.6 (docs/decoders.md).
-- A ridge instead of dropping eigenvalues under a threshold: continuous in the input, so a
-  small change of the photo cannot flip which components are kept.
+- A ridge instead of dropping eigenvalues under a threshold (impasto.whitening).
 """
 
 from __future__ import annotations
@@ -46,58 +38,12 @@ from .. import losses
 from ..config import option
 from ..model_folder import shipped_models
 from ..progress import ProgressCallback, ProgressEvent, report
-from ..regions import masks_at, region_weights, weighted_mean_covariance
+from ..whitening import RIDGE, style_statistics, whiten_and_colour
 from .feature_transfer import (
     TransferConfig,
     TransferMethod,
     TransferRunner,
 )
-
-RIDGE = 1e-5  # of the mean eigenvalue
-
-
-def symmetric_power(covariance: torch.Tensor, power: float, ridge: float = RIDGE) -> torch.Tensor:
-    """covariance^power (float64 (C, C), symmetric) through its eigendecomposition, with
-    ``ridge`` times the mean eigenvalue added to every eigenvalue (and a floor for an all-zero
-    covariance)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # at these sizes more threads only wait for each other
-    try:
-        values, vectors = torch.linalg.eigh(covariance.double().cpu())
-    finally:
-        torch.set_num_threads(threads)
-    values = values.clamp_min(0) + ridge * values.clamp_min(0).mean() + 1e-12
-    return (vectors * values.pow(power)) @ vectors.T
-
-
-@dataclass(frozen=True)
-class StyleStatistics:
-    """One style image at one level: mean (C, 1) and covariance^(1/2) (C, C), float64."""
-
-    mean: torch.Tensor
-    root: torch.Tensor
-
-
-def style_statistics(features: torch.Tensor, region: torch.Tensor | None = None) -> StyleStatistics:
-    """One style image's statistics at a level (over ``region`` (1, 1, H, W) only, when given)."""
-    mean, covariance = weighted_mean_covariance(features, region)
-    return StyleStatistics(mean.cpu(), symmetric_power(covariance, 0.5))
-
-
-def colour_transform(
-    features: torch.Tensor, style: StyleStatistics, region: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Whiten one image's features (1, C, H, W) with their own mean and covariance (over
-    ``region`` (1, 1, H, W) only, when given) and colour them with ``style``'s: the result has
-    the style's mean and covariance (within the ridge). Returned everywhere, in float32."""
-    mean, covariance = weighted_mean_covariance(features, region)
-    matrix = style.root @ symmetric_power(covariance, -0.5)  # (C, C) float64
-    shift = style.mean - matrix @ mean.cpu()  # y = M (f - mu_f) + mu_s = M f + shift
-    channels = features.shape[1]
-    flat = features[0].reshape(channels, -1).float()
-    out = matrix.to(flat) @ flat + shift.to(flat)
-    return out.reshape(features.shape)
-
 
 NEWTON_SCHULZ_STEPS = 30  # matches eigh within 1e-3 on Lite0's features (docs/decoders.md)
 
@@ -180,16 +126,7 @@ class WctRunner(TransferRunner):
 
     def transform(self, features: torch.Tensor, layer: str, masks) -> torch.Tensor:
         """One image's features (1, C, H, W) whitened and coloured, blended and masked."""
-        if masks is None:
-            return sum(weight * colour_transform(features, stats[layer])
-                       for weight, stats in zip(self.weights, self.style_stats,
-                                                strict=True))  # fmt: skip
-        regions = masks_at(masks, tuple(features.shape[-2:]))
-        weights, uncovered = region_weights(regions)
-        result = features.float() * uncovered
-        for weight, region, stats in zip(weights, regions, self.style_stats, strict=True):
-            result = result + weight[None] * colour_transform(features, stats[layer], region[None])
-        return result
+        return whiten_and_colour(features, layer, self.style_stats, self.weights, masks)
 
     def transfer(self, content, masks, progress: ProgressCallback | None) -> torch.Tensor:
         image = content
