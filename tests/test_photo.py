@@ -206,3 +206,16 @@ def test_photorealistic_gatys_keeps_more_of_the_photo_than_plain_gatys():
     plain = impasto.stylize(content, [style], method="gatys", **options)
     photoreal = impasto.stylize(content, [style], method="gatys", photorealistic=True, **options)
     assert ssim(photoreal.image, content) > ssim(plain.image, content) + 0.05
+
+
+def test_the_exact_smoothing_is_refused_up_front_when_it_cannot_fit(monkeypatch):
+    from impasto import smoothing
+
+    assert smoothing.free_memory_bytes() is None or smoothing.free_memory_bytes() > 0
+    monkeypatch.setattr(smoothing, "free_memory_bytes", lambda: 50 * 2**20)  # 50 MB free
+    with pytest.raises(InputError, match="--smoothing exact needs about .* GB for a 256x192"):
+        impasto.stylize(photo(192, 256), [photo(64, 64)], method="photo", smoothing="exact",
+                        device="cpu")  # fmt: skip
+    small = impasto.stylize(photo(48, 64), [photo(64, 64)], method="photo", smoothing="exact",
+                            device="cpu")  # fmt: skip
+    assert small.image.shape == (1, 3, 48, 64)  # 3,072 pixels: about 4 MB, it fits

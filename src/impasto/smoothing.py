@@ -393,6 +393,31 @@ def matting_smooth(
 # --- the choice ------------------------------------------------------------------------------
 
 
+EXACT_BYTES_PER_PIXEL = 1200
+"""What the exact smoothing holds per pixel at its peak (the float64 affinity in CSR, 25 entries
+a row, and the solver's vectors): about 1.1 GB per megapixel, measured."""
+
+
+def free_memory_bytes() -> int | None:
+    """The memory this machine has free now (Linux: MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def exact_fits(size: tuple[int, int]) -> tuple[bool, float, float | None]:
+    """Whether the exact smoothing of a picture of ``size`` fits in free memory: (fits, the GB
+    it needs, the GB free or None where unknown)."""
+    needed = size[0] * size[1] * EXACT_BYTES_PER_PIXEL
+    free = free_memory_bytes()
+    return free is None or needed <= free, needed / 2**30, None if free is None else free / 2**30
+
+
 def guided_radius(size: tuple[int, int]) -> int:
     """The fast smoothing's radius for an image of ``size`` (height, width): GUIDED_RADIUS at a
     long side of GUIDED_REFERENCE_SIDE, in proportion elsewhere (the blotches it removes are a

@@ -44,7 +44,7 @@ from ..errors import InputError
 from ..model_folder import shipped_models
 from ..progress import ProgressCallback, ProgressEvent, report
 from ..regions import masks_at
-from ..smoothing import SMOOTHING_CHOICES, smooth
+from ..smoothing import SMOOTHING_CHOICES, exact_fits, smooth
 from ..whitening import colour_transform, style_statistics, whiten_and_colour
 from .feature_transfer import TransferConfig, TransferMethod, TransferRunner
 
@@ -128,6 +128,14 @@ class PhotoRunner(TransferRunner):
         return whiten_and_colour(features, level, self.style_stats, self.weights, masks)
 
     def transfer(self, content, masks, progress: ProgressCallback | None) -> torch.Tensor:
+        if self.config.smoothing == "exact":  # before any work: the solve is the largest part
+            fits, needed, free = exact_fits(tuple(content.shape[-2:]))
+            if not fits:
+                raise InputError(
+                    f"--smoothing exact needs about {needed:.1f} GB for a "
+                    f"{content.shape[-1]}x{content.shape[-2]} picture and {free:.1f} GB are "
+                    "free: use --smoothing fast, or a smaller --size"
+                )
         if self.regions is not None:
             from ..labels import check_aspect
 
