@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .losses import gram_matrix, style_loss
+from .regions import masks_at
 from .smoothing import matting_affinity
 
 MIN_SHARE = 1e-3  # a region smaller than this share of a layer has no Gram matrix of its own
@@ -51,10 +51,6 @@ class MattingRegulariser:
         return (vectors * product).sum() / vectors.shape[0]
 
 
-def _masks_at(masks: Sequence[torch.Tensor], size: tuple[int, int]) -> list[torch.Tensor]:
-    return [F.interpolate(mask.float(), size=size, mode="area") for mask in masks]
-
-
 def masked_grams(
     features: dict[str, torch.Tensor], masks: Sequence[torch.Tensor], layers: Sequence[str]
 ) -> dict[str, list[torch.Tensor | None]]:
@@ -64,7 +60,7 @@ def masked_grams(
     for name in layers:
         layer = features[name].float()
         grams[name] = []
-        for mask in _masks_at(masks, tuple(layer.shape[-2:])):
+        for mask in masks_at(masks, tuple(layer.shape[-2:])):  # (1, h, w) each
             share = float(mask.mean())
             mask = mask.to(layer)
             grams[name].append(gram_matrix(layer * mask) / share if share >= MIN_SHARE else None)
