@@ -363,6 +363,25 @@ def _controlnet(unet, seed: int):
     return net.eval()
 
 
+def _build_around_unet(root: Path, family: str, unet, seed: int, projection_dim: int) -> None:
+    """What each family adds around its UNet: the canny and depth ControlNets, the IP-Adapter
+    (image encoder and weights, in h94/IP-Adapter's layout) and a style LoRA."""
+    _controlnet(unet, seed + 5).save_pretrained(
+        str(root / f"controlnet-canny-{family}"), safe_serialization=True
+    )
+    _controlnet(unet, seed + 9).save_pretrained(
+        str(root / f"controlnet-depth-{family}"), safe_serialization=True
+    )
+    encoder = _image_encoder(seed + 6, projection_dim=projection_dim)
+    files = IP_ADAPTER_FILES[family]
+    ip = root / "ip-adapter" / files["subfolder"]
+    encoder.save_pretrained(str(ip / "image_encoder"), safe_serialization=True)
+    weights = _ip_adapter_weights(unet, encoder.config.projection_dim, seed + 7)
+    safetensors.torch.save_file(weights, str(ip / files["weight_name"]))
+    lora = _lora_weights(unet, seed + 8)
+    safetensors.torch.save_file(lora, str(root / f"lora-{family}.safetensors"), {"format": "pt"})
+
+
 def _build_sdxl(root: Path, seed: int) -> None:
     unet = _unet_sdxl(seed + 1)
     pipe = diffusers.StableDiffusionXLPipeline(
@@ -381,19 +400,7 @@ def _build_sdxl(root: Path, seed: int) -> None:
         {"tokenizer": EOS, "tokenizer_2": "!"},
         drop=("image_encoder", "feature_extractor"),
     )
-    _controlnet(unet, seed + 5).save_pretrained(
-        str(root / "controlnet-canny-sdxl"), safe_serialization=True
-    )
-    _controlnet(unet, seed + 9).save_pretrained(
-        str(root / "controlnet-depth-sdxl"), safe_serialization=True
-    )
-    encoder = _image_encoder(seed + 6, projection_dim=32)
-    ip = root / "ip-adapter" / "sdxl_models"
-    encoder.save_pretrained(str(ip / "image_encoder"), safe_serialization=True)
-    weights = _ip_adapter_weights(unet, encoder.config.projection_dim, seed + 7)
-    safetensors.torch.save_file(weights, str(ip / "ip-adapter_sdxl.safetensors"))
-    lora = _lora_weights(unet, seed + 8)
-    safetensors.torch.save_file(lora, str(root / "lora-sdxl.safetensors"), {"format": "pt"})
+    _build_around_unet(root, "sdxl", unet, seed, projection_dim=32)
 
 
 def _build_sd15(root: Path, seed: int) -> None:
@@ -410,19 +417,7 @@ def _build_sd15(root: Path, seed: int) -> None:
     )
     pipe.save_pretrained(str(root / "sd15-base"), safe_serialization=True)
     _finish_base(root / "sd15-base", {"tokenizer": EOS}, drop=("image_encoder",))
-    _controlnet(unet, seed + 15).save_pretrained(
-        str(root / "controlnet-canny-sd15"), safe_serialization=True
-    )
-    _controlnet(unet, seed + 19).save_pretrained(
-        str(root / "controlnet-depth-sd15"), safe_serialization=True
-    )
-    encoder = _image_encoder(seed + 16, projection_dim=24)
-    ip = root / "ip-adapter" / "models"
-    encoder.save_pretrained(str(ip / "image_encoder"), safe_serialization=True)
-    weights = _ip_adapter_weights(unet, encoder.config.projection_dim, seed + 17)
-    safetensors.torch.save_file(weights, str(ip / "ip-adapter_sd15.safetensors"))
-    lora = _lora_weights(unet, seed + 18)
-    safetensors.torch.save_file(lora, str(root / "lora-sd15.safetensors"), {"format": "pt"})
+    _build_around_unet(root, "sd15", unet, seed + 10, projection_dim=24)
 
 
 def _build_clip(root: Path, seed: int) -> Path:
