@@ -59,7 +59,11 @@ def test_a_quick_speed_run_times_photo_beside_wct(bench, tmp_path, capsys, one_t
     assert "target_s" not in variants["photo_fast"]  # the target is about 512 px
 
 
-@pytest.mark.skipif(not PHOTOREAL.is_dir(), reason=f"shared photo pairs not found: {PHOTOREAL}")
+@pytest.mark.skipif(
+    not PHOTOREAL.is_dir(),
+    reason=f"the 15 research photo pairs are not beside this checkout ({PHOTOREAL}); "
+    "they are never shipped (non-commercial licence)",
+)
 def test_a_quick_quality_run_scores_two_pairs(pairs, tmp_path, capsys, one_thread):
     out, sheet = tmp_path / "photo-pairs.json", tmp_path / "sheet.png"
     code = pairs.main(["--quick", "--masks", "--gatys", "--out", str(out), "--sheet", str(sheet)])

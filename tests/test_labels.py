@@ -93,7 +93,10 @@ def dpst_share(pixels: np.ndarray, colour) -> float:
 def test_the_dpst_masks_quantise_to_their_dpst_colours_and_pair_up():
     pairs = sorted(PHOTOREAL.glob("in*_seg.png"))
     if not pairs:
-        pytest.skip(f"shared photoreal masks not found: {PHOTOREAL}")
+        pytest.skip(
+            f"the 15 research photo pairs are not beside this checkout ({PHOTOREAL}); "
+            "they are never shipped (non-commercial licence)"
+        )
     dpst_codes = {pack(colour) for colour in LABEL_COLOURS.values()}
     for content_path in pairs:
         style_path = content_path.with_name(content_path.name.replace("in", "tar", 1))
