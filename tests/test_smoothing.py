@@ -157,6 +157,27 @@ def test_smoothing_flattens_each_region_and_keeps_the_edge_between_them(mode):
     assert torch.allclose(output[0, :, :, edge + 2], right[:, None], atol=0.05)
 
 
+def test_fast_smoothing_keeps_the_photos_faint_texture_and_takes_the_change():
+    # A flat wall with faint grain (variance far under eps): the stylisation darkened it and
+    # added blotchy noise. The change is smoothed, so the grain stays; filtering the
+    # stylised picture itself (FastPhotoStyle's way) averages the grain away.
+    height, width = 64, 80
+    grain = 0.01 * torch.randn(1, 1, height, width, generator=torch.Generator().manual_seed(3))
+    content = (0.5 + grain).expand(1, 3, height, width).clone()
+    noise = 0.05 * torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(4))
+    stylised = content - 0.2 + noise
+    output = smooth(content, stylised, "fast")
+    assert torch.allclose(output - content, torch.full_like(output, -0.2), atol=0.03)
+
+    def grain_kept(image):  # the share of the grain's amplitude in the image (slope)
+        x, y = grain.flatten(), image[0, 0].flatten()
+        return float(((x - x.mean()) * (y - y.mean())).mean() / x.var())
+
+    assert grain_kept(output) > 0.9
+    picture_filtered = guided_filter(content, stylised, guided_radius((height, width)), 1e-3)
+    assert grain_kept(picture_filtered) < 0.3
+
+
 # --- matting affinity -----------------------------------------------------------------------------
 
 
