@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .memory import free_memory_bytes
+
 SMOOTHING_CHOICES = ("fast", "exact", "none")
 
 GUIDED_RADIUS = 35  # pixels, a 71x71 window; chosen by trying, see smooth()
@@ -399,18 +401,6 @@ def matting_smooth(
 EXACT_BYTES_PER_PIXEL = 1200
 """What the exact smoothing holds per pixel at its peak (the float64 affinity in CSR, 25 entries
 a row, and the solver's vectors): about 1.1 GB per megapixel, measured."""
-
-
-def free_memory_bytes() -> int | None:
-    """The memory this machine has free now (Linux: MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def exact_fits(size: tuple[int, int]) -> tuple[bool, float, float | None]:

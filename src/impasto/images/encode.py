@@ -262,10 +262,18 @@ def _as_hwc(tensor: torch.Tensor, channels: int, what: str) -> np.ndarray:
     return t.to(device="cpu", dtype=torch.float32).permute(1, 2, 0).numpy()
 
 
+QUANTISE_ROWS = 256  # rows converted at a time: a print-size picture needs no float64 copy
+
+
 def _quantise(values: np.ndarray, top: int, dtype: np.dtype) -> np.ndarray:
-    """round(clamp(x, 0, 1) * top) as ``dtype``; NaN counts as 0."""
-    clean = np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
-    return np.ascontiguousarray(np.rint(clean.astype(np.float64) * top).astype(dtype))
+    """round(clamp(x, 0, 1) * top) as ``dtype``; NaN counts as 0. In bands of QUANTISE_ROWS
+    rows, so the float64 working copies stay small whatever the picture's size."""
+    out = np.empty(values.shape, dtype=dtype)
+    for top_row in range(0, values.shape[0], QUANTISE_ROWS):
+        band = values[top_row : top_row + QUANTISE_ROWS]
+        clean = np.clip(np.nan_to_num(band, nan=0.0), 0.0, 1.0)
+        out[top_row : top_row + QUANTISE_ROWS] = np.rint(clean.astype(np.float64) * top)
+    return out
 
 
 def _write_tiff16(

@@ -10,6 +10,9 @@ benchmarks/README.md). ``set_kernels`` picks, ``inference_kernels`` says which t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,8 +46,17 @@ class InstanceNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.kernel = "group_norm"
+        self.statistics: str | tuple[torch.Tensor, torch.Tensor] | None = None  # see below
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # statistics_from: "record" keeps this input's (std, mean); a kept pair is used
+        # instead of each input's own
+        if isinstance(self.statistics, tuple):
+            return self._from_statistics(x, self.statistics)
+        if self.statistics == "record":
+            std, mean = torch.std_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+            self.statistics = (std, mean)
+            return self._from_statistics(x, self.statistics)
         if self.kernel == "var_mean" or (self.kernel == "batch_norm" and x.shape[0] > 1):
             return self._from_statistics(x)
         weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
@@ -52,12 +64,36 @@ class InstanceNorm(nn.Module):
             return F.batch_norm(x, None, None, weight, bias, training=True, eps=self.eps)
         return F.group_norm(x, x.shape[1], weight, bias, self.eps)
 
-    def _from_statistics(self, x: torch.Tensor) -> torch.Tensor:
+    def _from_statistics(self, x: torch.Tensor, statistics=None) -> torch.Tensor:
         # std, not var: a half-precision variance overflows from a spread of 256 up
-        std, mean = torch.std_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        if statistics is None:
+            std, mean = torch.std_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        else:
+            std, mean = statistics
         scale = self.weight.float().view(1, -1, 1, 1) * torch.rsqrt(std.float().square() + self.eps)
         shift = self.bias.float().view(1, -1, 1, 1) - mean.float() * scale
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+
+@contextmanager
+def statistics_from(network: nn.Module, images: torch.Tensor) -> Iterator[None]:
+    """Within the block, every InstanceNorm of ``network`` normalises with the per-image,
+    per-channel statistics it met when ``network`` ran on ``images`` (B, 3, h, w), not with
+    its input's own: so tiles of a picture are normalised alike, as the whole picture would be
+    (Thumbnail Instance Normalization, Chen et al., "Towards Ultra-Resolution Neural Style
+    Transfer via Thumbnail Instance Normalization", AAAI 2022). ``images`` is the whole
+    picture where it fits in memory (then the tiles' statistics are exactly the picture's), a
+    smaller copy of it otherwise. Tiles must come in batches of B, the images' order."""
+    norms = [module for module in network.modules() if isinstance(module, InstanceNorm)]
+    for norm in norms:
+        norm.statistics = "record"
+    try:
+        with torch.inference_mode():
+            network(images)
+        yield
+    finally:
+        for norm in norms:
+            norm.statistics = None
 
 
 def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:

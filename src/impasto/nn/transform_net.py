@@ -8,13 +8,13 @@ every conv but the last. Departures from the paper are listed in impasto.methods
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvNormReLU, PaddedConv2d, ResidualBlock, UpsampleConv
+from .layers import PADDING_CHOICES, ConvNormReLU, PaddedConv2d, ResidualBlock, UpsampleConv
 
 EDGE_KERNEL_CHOICES: tuple[int, ...] = (3, 5, 7, 9)
 
@@ -27,6 +27,26 @@ class NetworkConfig:
     residual_blocks: int = 5
     padding: str = "reflect"
     edge_kernel: int = 9  # the first and last convolutions' kernel (the paper's 9)
+
+
+def network_config_from(options: dict) -> NetworkConfig:
+    """A model folder's network options, checked before anything is built (an untrusted config
+    must not size the network): ValueError naming the first bad option."""
+    known = {f.name for f in fields(NetworkConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown network options {', '.join(unknown)}")
+    config = NetworkConfig(**options)
+    for name, low, high in (("channels", 1, 256), ("residual_blocks", 0, 32)):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"'{name}' must be a whole number from {low} to {high}")
+    if not isinstance(config.padding, str) or config.padding not in PADDING_CHOICES:
+        raise ValueError(f"unknown padding {config.padding!r}")
+    edge = config.edge_kernel
+    if type(edge) is not int or edge not in EDGE_KERNEL_CHOICES:  # 9.0 == 9, True == 1
+        raise ValueError(f"'edge_kernel' must be one of {EDGE_KERNEL_CHOICES}")
+    return config
 
 
 class TransformNet(nn.Module):
