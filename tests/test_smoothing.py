@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from impasto import guided as guided_module
+from impasto.guided import guided_filter
 from impasto.smoothing import (
     SMOOTHING_CHOICES,
-    guided_filter,
     guided_radius,
     matting_affinity,
     matting_smooth,
@@ -265,3 +266,32 @@ def test_matting_smooth_refuses_a_zero_lambda_and_a_wrong_shape():
         matting_smooth(image, image, lam=0.0)
     with pytest.raises(ValueError):
         matting_smooth(image, _random(1, 3, 8, 9))
+
+
+def test_the_subsampled_guided_filter_upsamples_its_models_as_one_picture_would():
+    from impasto.guided import _apply_coefficients, _guided_coefficients
+
+    guide, source = _random(1, 3, 90, 70, seed=21), _random(1, 3, 90, 70, seed=22)
+    assert torch.equal(guided_module.guided_filter_subsampled(guide, source, 4, 1e-3, 1),
+                       guided_filter(guide, source, 4, 1e-3))  # fmt: skip
+    small = (45, 35)
+    centre, offset, models = _guided_coefficients(F.interpolate(guide.double(), size=small,
+                                                                mode="area"),
+                                                  F.interpolate(source.double(), size=small,
+                                                                mode="area"), 2, 1e-3)  # fmt: skip
+    whole = F.interpolate(models, size=(90, 70), mode="bilinear", align_corners=False)
+    expected = _apply_coefficients(whole, guide.double() - centre, offset)
+    rows_before = guided_module.SUBSAMPLED_ROWS
+    try:
+        guided_module.SUBSAMPLED_ROWS = 16  # several bands
+        banded = guided_module.guided_filter_subsampled(guide, source, 4, 1e-3, 2)
+    finally:
+        guided_module.SUBSAMPLED_ROWS = rows_before
+    assert torch.allclose(banded.double(), expected, atol=1e-5)
+    # ... and it is close to the full-size filter on a smooth picture with an edge
+    content = torch.zeros(1, 3, 96, 96)
+    content[..., 48:] = 1.0
+    stylised = content * 0.5 + 0.2 + 0.02 * _random(1, 3, 96, 96, seed=23)
+    full = guided_filter(content, stylised, 8, 1e-3)
+    fast_one = guided_module.guided_filter_subsampled(content, stylised, 8, 1e-3, 2)
+    assert (fast_one - full).abs().mean() < 0.01

@@ -187,3 +187,61 @@ def test_cli_max_memory_runs_a_picture_in_tiles(capsys, tmp_path, monkeypatch):
     from PIL import Image
 
     assert Image.open(out).size == (640, 480)
+
+
+# --- the arbitrary-style methods in tiles ----------------------------------------------------
+
+
+def _washington(long_side: int) -> torch.Tensor:
+    photo = load_image(Path(impasto.__file__).parent / "assets" / "washington_monument.jpg")
+    return resize_long_side(photo.rgb, long_side)
+
+
+def _bedroom() -> torch.Tensor:
+    return load_image(Path(impasto.__file__).parent / "assets" / "vangogh_bedroom_in_arles.jpg").rgb
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("adain", {}),
+        ("wct", {}),
+        ("photo", {"smoothing": "none"}),
+        ("adain", {"mask": True}),
+        ("wct", {"mask": True}),
+    ],  # fmt: skip
+)
+def test_arbitrary_style_in_tiles_gives_the_whole_pictures_result(method, options, monkeypatch):
+    from impasto import pipeline
+
+    photo = _washington(512)
+    styles = [_bedroom()]
+    if options.pop("mask", False):  # the left half takes the painting, the right half the photo
+        left = torch.zeros(1, 1, *photo.shape[-2:])
+        left[..., : photo.shape[-1] // 2] = 1.0
+        options["mask"] = [left]
+    prepared = pipeline.prepare(method, pipeline.make_config(method, options, 1), styles)
+    whole = prepared.checked_run(photo).image
+    monkeypatch.setattr(tiling, "TILE_PIXELS", 100_000)
+    events = []
+    tiled = prepared.checked_run(photo, lambda event: events.append(event) or True).image
+    assert max(event.total for event in events) >= 4  # it ran in tiles (2 x 2 here)
+    # The picture's statistics are gathered over the tiles first: the same transform as whole.
+    assert (tiled - whole).abs().max() < 2e-3
+
+
+def test_gathered_statistics_are_the_whole_pictures():
+    from impasto.regions import Moments, weighted_mean_covariance, weighted_mean_std
+
+    features = torch.randn(1, 6, 20, 30, generator=torch.Generator().manual_seed(5))
+    weight = torch.rand(1, 1, 20, 30, generator=torch.Generator().manual_seed(6))
+    for region in (None, weight):
+        moments = Moments()
+        for rows in (slice(0, 7), slice(7, 20)):  # two pieces
+            moments.add(features[..., rows, :], None if region is None else region[..., rows, :])
+        mean, covariance = weighted_mean_covariance(features, region)
+        assert torch.allclose(moments.mean_covariance()[0], mean, atol=1e-10)
+        assert torch.allclose(moments.mean_covariance()[1], covariance, atol=1e-10)
+        expected_mean, expected_std = weighted_mean_std(features.double(), region)
+        assert torch.allclose(moments.mean_std()[0].double(), expected_mean, atol=1e-6)
+        assert torch.allclose(moments.mean_std()[1].double(), expected_std, atol=1e-6)

@@ -66,6 +66,51 @@ def weighted_mean_covariance(
     return mean, (centred * w) @ centred.T / total
 
 
+class Moments:
+    """Weighted sums over one picture's feature positions, added a piece at a time (tiles): the
+    whole picture's statistics without holding all its features. The same definitions as
+    ``weighted_mean_std`` and ``weighted_mean_covariance`` (covariance over N - 1 without
+    weights), in float64."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.count = 0
+        self.first: torch.Tensor | float = 0.0  # sum w f, (C, 1)
+        self.second: torch.Tensor | float = 0.0  # sum w f f^T, (C, C)
+        self.weighted = False
+
+    def add(self, features: torch.Tensor, weight: torch.Tensor | None = None) -> None:
+        """Count one image's (1, C, h, w) features, weighted by (1, 1, h, w) ``weight``."""
+        flat = features[0].reshape(features.shape[1], -1).double().cpu()
+        self.count += flat.shape[1]
+        if weight is not None:
+            self.weighted = True
+            w = weight.reshape(1, -1).double().cpu()
+            self.total += float(w.sum())
+            self.first = self.first + (flat * w).sum(dim=1, keepdim=True)
+            self.second = self.second + (flat * w) @ flat.T
+        else:
+            self.total += flat.shape[1]
+            self.first = self.first + flat.sum(dim=1, keepdim=True)
+            self.second = self.second + flat @ flat.T
+
+    def mean_covariance(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(C, 1) mean and (C, C) covariance, as ``weighted_mean_covariance``."""
+        total = max(self.total, 1e-12)
+        mean = self.first / total
+        covariance = self.second / total - mean @ mean.T
+        if not self.weighted:
+            covariance = covariance * total / max(1.0, total - 1)
+        return mean, covariance
+
+    def mean_std(self, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, C, 1, 1) mean and deviation, as ``weighted_mean_std`` (biased, plus eps)."""
+        total = max(self.total, 1e-12)
+        mean = self.first / total
+        variance = (torch.diagonal(self.second) / total - mean[:, 0].square()).clamp_min(0)
+        return mean.float().view(1, -1, 1, 1), (variance + eps).sqrt().float().view(1, -1, 1, 1)
+
+
 def check_masks(masks: Sequence[torch.Tensor], style_count: int) -> None:
     """InputError unless there is one mask per style image and each covers some of the picture."""
     if len(masks) != style_count:

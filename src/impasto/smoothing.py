@@ -32,6 +32,7 @@ Departures from the papers, and why:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .guided import (
+    ENTRY,
+    PAIRS,
+    guided_filter_subsampled,
+    symmetric_inverse_3x3,
+)
 from .memory import free_memory_bytes
 
 SMOOTHING_CHOICES = ("fast", "exact", "none")
@@ -46,117 +53,11 @@ SMOOTHING_CHOICES = ("fast", "exact", "none")
 GUIDED_RADIUS = 35  # pixels, a 71x71 window; chosen by trying, see smooth()
 GUIDED_REFERENCE_SIDE = 512  # the long side GUIDED_RADIUS was chosen at (in27.jpg)
 GUIDED_EPS = 1e-3  # a colour variance ([0, 1] values): flatter windows are averaged
+SUBSAMPLED_PIXELS = 3_000_000  # above this, the fast way fits its models on a smaller copy
 MATTING_LAMBDA = 1e-4  # FastPhotoStyle's beta = 0.9999 = 1 / (1 + lambda)
 MATTING_EPS = 1e-5  # not 1e-7 (FastPhotoStyle): see matting_smooth
 MATTING_TOL = 1e-3
 MATTING_MAX_ITER = 2000
-
-# The six distinct entries (m, n), m <= n, of a symmetric 3x3 matrix, in the order that
-# symmetric_inverse_3x3 takes and returns them; ENTRY[m][n] is the place of (m, n) or (n, m).
-PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-ENTRY = ((0, 1, 2), (1, 3, 4), (2, 4, 5))
-
-
-# --- guided filter ------------------------------------------------------------------------------
-
-
-def box_mean(image: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean of (B, K, H, W) over the (2r+1) x (2r+1) window around every pixel -> same shape.
-
-    Reflect padding (the pixel beyond the border is the one inside it: index -1 -> 1), then
-    running sums (cumulative sums, one difference per axis), so the cost does not grow with the
-    radius. Meant for float64: cumulative sums in float32 lose ~1e-7 of a row's total. The
-    radius is clamped per axis to H - 1 and W - 1 (the largest that reflect padding allows), so
-    images smaller than the window still work.
-    """
-    height, width = image.shape[-2:]
-    ry, rx = min(radius, height - 1), min(radius, width - 1)
-    if ry == 0 and rx == 0:
-        return image
-    # One extra zero row and column in front: the running sums then start at zero.
-    padded = F.pad(F.pad(image, (rx, rx, ry, ry), mode="reflect"), (1, 0, 1, 0))
-    sums = padded.cumsum(dim=-2)
-    sums = sums[..., 2 * ry + 1 :, :] - sums[..., : -2 * ry - 1, :]
-    sums = sums.cumsum(dim=-1)
-    sums = sums[..., 2 * rx + 1 :] - sums[..., : -2 * rx - 1]
-    return sums / ((2 * ry + 1) * (2 * rx + 1))
-
-
-def symmetric_inverse_3x3(
-    s00: torch.Tensor,
-    s01: torch.Tensor,
-    s02: torch.Tensor,
-    s11: torch.Tensor,
-    s12: torch.Tensor,
-    s22: torch.Tensor,
-) -> tuple[torch.Tensor, ...]:
-    """Inverse of a batch of symmetric 3x3 matrices, given and returned as their six distinct
-    entries in ``PAIRS`` order (each a tensor of any one shape): adjugate / determinant.
-
-    Closed form, so a million small systems cost a few element-wise products (no LAPACK call
-    per matrix); meant for regularised, well-conditioned matrices.
-    """
-    c00 = s11 * s22 - s12 * s12
-    c01 = s02 * s12 - s01 * s22
-    c02 = s01 * s12 - s02 * s11
-    c11 = s00 * s22 - s02 * s02
-    c12 = s01 * s02 - s00 * s12
-    c22 = s00 * s11 - s01 * s01
-    determinant = s00 * c00 + s01 * c01 + s02 * c02
-    return tuple(cofactor / determinant for cofactor in (c00, c01, c02, c11, c12, c22))
-
-
-def guided_filter(
-    guide: torch.Tensor, source: torch.Tensor, radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS
-) -> torch.Tensor:
-    """He et al.'s guided filter with a colour guide: (B, 3, H, W) guide, (B, C, H, W) source ->
-    (B, C, H, W) in the source's dtype.
-
-    In every window w_k (side 2r+1) the output is modelled as q = a_k^T I + b_k, a_k in R^(3 x C):
-    a_k = (Sigma_k + eps U)^-1 cov_k(I, p), b_k = mean_k(p) - a_k^T mean_k(I), with Sigma_k the
-    3x3 covariance of the guide's colours in the window. Each pixel averages the models of the
-    windows that contain it: q_i = mean(a)_i^T I_i + mean(b)_i. Where the guide is flat
-    (variance << eps) a -> 0 and q is the box mean of the source (texture is removed); across
-    a guide edge (variance >> eps) q follows the guide (the edge is kept). Box means as in
-    ``box_mean`` (reflect padding, radius clamped to the image). He, Sun & Tang, "Guided Image
-    Filtering", TPAMI 2013, eq. 19-21 and algorithm 1.
-
-    Float64 inside, one (B, 1, H, W) plane at a time: a tiny eps stays meaningful, and small
-    temporaries stay in cache (whole (B, 21, H, W) stacks ran 4x slower on a 2-core CPU).
-    """
-    if guide.dim() != 4 or guide.shape[1] != 3:
-        raise ValueError(f"guide must have shape (B, 3, H, W), got {tuple(guide.shape)}")
-    if (
-        source.dim() != 4
-        or source.shape[0] != guide.shape[0]
-        or source.shape[2:] != guide.shape[2:]
-    ):
-        raise ValueError(
-            f"source {tuple(source.shape)} must match the guide {tuple(guide.shape)} in batch "
-            "and size"
-        )
-    # Centred: the filter commutes with adding constants, and E[xy] - E[x]E[y] loses less.
-    image = guide.double() - guide.double().mean(dim=(2, 3), keepdim=True)
-    offset = source.double().mean(dim=(2, 3), keepdim=True)
-    target = source.double() - offset
-    colours = image.split(1, dim=1)  # I_m, 3 planes (B, 1, H, W)
-    mean_i = [box_mean(colour, radius) for colour in colours]
-    variance = [box_mean(colours[m] * colours[n], radius) - mean_i[m] * mean_i[n] for m, n in PAIRS]
-    for m in range(3):
-        variance[ENTRY[m][m]] = variance[ENTRY[m][m]] + eps
-    inverse = symmetric_inverse_3x3(*variance)
-    outputs = []
-    for channel in target.split(1, dim=1):  # p, one channel of the source
-        mean_p = box_mean(channel, radius)
-        cross = [box_mean(colours[m] * channel, radius) - mean_i[m] * mean_p for m in range(3)]
-        a = [sum(inverse[ENTRY[m][n]] * cross[n] for n in range(3)) for m in range(3)]
-        b = mean_p - sum(a[m] * mean_i[m] for m in range(3))
-        output = box_mean(b, radius)
-        for m in range(3):
-            output = output + box_mean(a[m], radius) * colours[m]
-        outputs.append(output)
-    return (torch.cat(outputs, dim=1) + offset).to(source.dtype)
-
 
 # --- matting affinity and the closed-form smoothing --------------------------------------------
 
@@ -430,7 +331,9 @@ def smooth(content: torch.Tensor, stylised: torch.Tensor, mode: str) -> torch.Te
       there erased the photo's own faint texture (and narrowed its colours), where averaging
       the change keeps it. On the 15 photoreal pairs at 512 px this kept SSIM within 0.005
       on every pair (up on 10) and moved the colours nearer the look on 14 (colour ratio
-      0.513 -> 0.494 on pair 37, 0.552 -> 0.528 on pair 54); see docs/photo.md.
+      0.513 -> 0.494 on pair 37, 0.552 -> 0.528 on pair 54); see docs/photo.md. Above
+      SUBSAMPLED_PIXELS the local models are fitted on a copy shrunk by a whole factor that
+      brings it under that (``guided_filter_subsampled``): bounded memory at print sizes.
       On in27.jpg with a blotchy stylised copy, radii 4-16 left colour blotches of a feature
       transform's scale (tens of pixels) and 35 removed them; eps 1e-2 blurred the
       photo's fine detail, 1e-4 and 1e-3 kept it. These are FastPhotoStyle's own values
@@ -468,7 +371,10 @@ def smooth(content: torch.Tensor, stylised: torch.Tensor, mode: str) -> torch.Te
         image = stylised[index][None]
         if mode == "fast":  # the change is smoothed, not the picture: see the docstring
             radius = guided_radius(tuple(image.shape[-2:]))
-            results.append(guide + guided_filter(guide, image - guide, radius, GUIDED_EPS))
+            pixels = image.shape[-2] * image.shape[-1]
+            factor = math.ceil(math.sqrt(pixels / SUBSAMPLED_PIXELS))
+            change = guided_filter_subsampled(guide, image - guide, radius, GUIDED_EPS, factor)
+            results.append(change.add_(guide))
         else:
             results.append(matting_smooth(guide, image))
     return torch.cat(results).clamp(0, 1).to(device)

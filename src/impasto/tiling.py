@@ -73,20 +73,23 @@ def run_tiled(
     margin: int = MARGIN,
     discard: int = DISCARD,
     multiple: int = 1,
+    positions: bool = False,
     progress: ProgressCallback | None = None,
     what: str = "tiles",
 ) -> torch.Tensor:
     """``network`` ((B, C, h, w) -> (B, C', h, w) on the CPU) over (B, C, H, W) ``images`` tile
-    by tile -> (B, C', H, W) float32 on the CPU. ``core`` and ``margin`` are rounded up to
-    multiples of ``multiple``; with one tile this is ``network(images)``. A ``step`` event per
-    tile (progress returning False: Cancelled)."""
+    by tile -> (B, C', H, W) float32 on the CPU; ``positions``: it is called with the tile's
+    window (top, bottom, left, right) too. ``core`` and ``margin`` are rounded up to multiples
+    of ``multiple``; with one tile this is ``network(images)``. A ``step`` event per tile
+    (progress returning False: Cancelled)."""
     if discard > margin:
         raise ValueError(f"discard ({discard}) must not exceed margin ({margin})")
     core = math.ceil(core / multiple) * multiple
     margin = math.ceil(margin / multiple) * multiple
     height, width = images.shape[-2:]
     if core >= height and core >= width:
-        return network(images).float()
+        whole = (0, height, 0, width)
+        return (network(images, whole) if positions else network(images)).float()
     rows, columns = spans(height, core, margin), spans(width, core, margin)
     row_weights = axis_weights(height, core, margin, discard)
     column_weights = axis_weights(width, core, margin, discard)
@@ -94,7 +97,9 @@ def run_tiled(
     count, done = len(rows) * len(columns), 0
     for (top, bottom, _a, _b), row_weight in zip(rows, row_weights, strict=True):
         for (left, right, _c, _d), column_weight in zip(columns, column_weights, strict=True):
-            piece = network(images[..., top:bottom, left:right]).float()
+            tile = images[..., top:bottom, left:right]
+            window = (top, bottom, left, right)
+            piece = (network(tile, window) if positions else network(tile)).float()
             if output is None:
                 output = torch.zeros(*piece.shape[:2], height, width)
             output[..., top:bottom, left:right] += piece * (row_weight[:, None] *
@@ -116,7 +121,7 @@ PICTURE_BYTES_PER_PIXEL = 32  # the picture held whole: float32 input and output
 
 
 def tile_pixels(images: torch.Tensor, budget: int | None, bytes_per_pixel: float,
-                cap: int | None = None) -> int | None:  # fmt: skip
+                cap: int | None = None, margin: int = MARGIN) -> int | None:  # fmt: skip
     """How many pixels one tile of ``images`` (B, 3, H, W) may have (None: no tiling, the
     picture goes through whole): at most ``cap``, and what ``budget`` bytes leave after the
     picture itself (PICTURE_BYTES_PER_PIXEL) at ``bytes_per_pixel`` of the network's working
@@ -129,7 +134,7 @@ def tile_pixels(images: torch.Tensor, budget: int | None, bytes_per_pixel: float
     memory_room = math.inf if budget is None else (budget - picture) / per_pixel
     if min(cap, memory_room) >= height * width:
         return None
-    least = (256 + 2 * MARGIN) ** 2
+    least = (256 + 2 * margin) ** 2
     if memory_room < least:
         from .errors import InputError
         from .memory import format_bytes

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .regions import masks_at, region_weights, weighted_mean_covariance
+from .regions import Moments, masks_at, region_weights, weighted_mean_covariance
 
 RIDGE = 1e-5  # of the mean eigenvalue
 
@@ -59,12 +59,19 @@ def style_statistics(features: torch.Tensor, region: torch.Tensor | None = None)
 
 
 def colour_transform(
-    features: torch.Tensor, style: StyleStatistics, region: torch.Tensor | None = None
+    features: torch.Tensor,
+    style: StyleStatistics,
+    region: torch.Tensor | None = None,
+    content: Moments | None = None,
 ) -> torch.Tensor:
     """Whiten one image's features (1, C, H, W) with their own mean and covariance (over
     ``region`` (1, 1, H, W) only, when given) and colour them with ``style``'s: the result has
-    the style's mean and covariance (within the ridge). Returned everywhere, in float32."""
-    mean, covariance = weighted_mean_covariance(features, region)
+    the style's mean and covariance (within the ridge). Returned everywhere, in float32.
+    ``content``: the whole picture's statistics, when ``features`` are one tile of it."""
+    if content is not None:
+        mean, covariance = content.mean_covariance()
+    else:
+        mean, covariance = weighted_mean_covariance(features, region)
     matrix = style.root @ symmetric_power(covariance, -0.5)  # (C, C) float64
     shift = style.mean - matrix @ mean.cpu()  # y = M (f - mu_f) + mu_s = M f + shift
     channels = features.shape[1]
@@ -74,16 +81,22 @@ def colour_transform(
 
 
 def whiten_and_colour(features: torch.Tensor, level: str, style_stats: Sequence[dict],
-                      weights: Sequence[float], masks=None) -> torch.Tensor:  # fmt: skip
+                      weights: Sequence[float], masks=None,
+                      content: Sequence[Moments] | None = None) -> torch.Tensor:  # fmt: skip
     """One image's features (1, C, H, W) at ``level`` whitened and coloured with each style's
     statistics (``style_stats``: per style, {level: StyleStatistics}), blended with ``weights``;
-    with ``masks`` (one (1, 1, H, W) per style), region by region, the uncovered part kept."""
+    with ``masks`` (one (1, 1, H, W) per style), region by region, the uncovered part kept.
+    ``content``: the whole picture's statistics at ``level`` (one per mask, or one without
+    masks), when ``features`` are one tile of it."""
     if masks is None:
-        return sum(weight * colour_transform(features, stats[level])
+        whole = content[0] if content else None
+        return sum(weight * colour_transform(features, stats[level], content=whole)
                    for weight, stats in zip(weights, style_stats, strict=True))  # fmt: skip
     regions = masks_at(masks, tuple(features.shape[-2:]))
     shares, uncovered = region_weights(regions)
     result = features.float() * uncovered
-    for share, region, stats in zip(shares, regions, style_stats, strict=True):
-        result = result + share[None] * colour_transform(features, stats[level], region[None])
+    for index, (share, region, stats) in enumerate(zip(shares, regions, style_stats, strict=True)):
+        own = content[index] if content else None
+        result = result + share[None] * colour_transform(features, stats[level], region[None],
+                                                         own)  # fmt: skip
     return result

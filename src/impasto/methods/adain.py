@@ -35,7 +35,7 @@ from .. import losses
 from ..config import option
 from ..model_folder import shipped_models
 from ..progress import ProgressCallback, ProgressEvent, report
-from ..regions import masks_at, region_weights, weighted_mean_std
+from ..regions import Moments, masks_at, region_weights, weighted_mean_std
 from .feature_transfer import (
     TransferConfig,
     TransferMethod,
@@ -48,11 +48,16 @@ def adain(
     style_mean: torch.Tensor,
     style_std: torch.Tensor,
     region: torch.Tensor | None = None,
+    whole: Moments | None = None,
 ) -> torch.Tensor:
     """Content features (B, C, H, W) with each channel's mean and std replaced by the style's
     ((B or 1, C, 1, 1) each); ``region`` (1, 1, H, W): the content's statistics are taken over
-    that region only (the result is still given everywhere)."""
-    mean, std = weighted_mean_std(content.float(), region)
+    that region only (the result is still given everywhere). ``whole``: the whole picture's
+    statistics, when ``content`` is one tile of it."""
+    if whole is not None:
+        mean, std = (value.to(content.device) for value in whole.mean_std())
+    else:
+        mean, std = weighted_mean_std(content.float(), region)
     return ((content.float() - mean) / std * style_std + style_mean).to(content.dtype)
 
 
@@ -90,23 +95,30 @@ class AdainRunner(TransferRunner):
         ]
 
     def transfer(self, content, masks, progress: ProgressCallback | None) -> torch.Tensor:
+        what = f"adain ({self.model.name})"
+        image = self.through(content, masks, [self.layer], self.step, progress, what)
+        report(progress, ProgressEvent(what, 1, 1))
+        return image
+
+    def step(self, content: torch.Tensor, masks, whole) -> torch.Tensor:
+        """Encode, AdaIN (with ``whole``: the whole picture's statistics), decode."""
         features = self.encode(content, [self.layer])[self.layer]
+        statistics = whole[self.layer] if whole else [None] * len(masks or [None])
         if masks is None:
-            target = sum(weight * adain(features, mean, std)
+            target = sum(weight * adain(features, mean, std, whole=statistics[0])
                          for weight, (mean, std) in zip(self.weights, self.style_stats,
                                                         strict=True))  # fmt: skip
         else:
             regions = masks_at(masks, tuple(features.shape[-2:]))
             weights, uncovered = region_weights(regions)
             target = features.float() * uncovered
-            for weight, region, (mean, std) in zip(weights, regions, self.style_stats,
-                                                   strict=True):  # fmt: skip
-                target = target + weight[None] * adain(features, mean, std, region[None]).float()
+            for weight, region, (mean, std), own in zip(weights, regions, self.style_stats,
+                                                        statistics, strict=True):  # fmt: skip
+                target = target + weight[None] * adain(features, mean, std, region[None],
+                                                       own).float()  # fmt: skip
         alpha = self.config.alpha
         target = alpha * target + (1 - alpha) * features.float()
-        image = self.decode(self.layer, target, tuple(content.shape[-2:]))
-        report(progress, ProgressEvent(f"adain ({self.model.name})", 1, 1))
-        return image
+        return self.decode(self.layer, target, tuple(content.shape[-2:]))
 
 
 class AdainGraph(torch.nn.Module):

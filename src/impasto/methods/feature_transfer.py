@@ -18,19 +18,23 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from .. import color
+from .. import color, tiling
 from ..backbones import Backbone, load_backbone
 from ..config import option
 from ..decoders import DecoderModel, check_decoder_backbone, load_decoders
 from ..devices import DEVICE_CHOICES, PRECISION_CHOICES, configure_for_speed, resolve_device
 from ..errors import InputError
 from ..images import load_image, resize_long_side, resize_to
+from ..memory import memory_budget, parse_memory
 from ..model_folder import MODELS_DIR
 from ..progress import ProgressCallback
-from ..regions import check_masks
+from ..regions import Moments, check_masks, masks_at
 from .base import Method, Notify, Prepared, StyleResult, style_weights
 
 MIN_SIDE = 16  # two feature pixels at stride 8: reflection padding needs them
+TILE_MARGIN = 96  # an encoder and a decoder see further than the fast network: docs/tiling.md
+TILE_DISCARD = 64
+BYTES_PER_PIXEL = {"adain": 450, "wct": 500, "photo": 750}  # measured: docs/tiling.md
 
 
 @dataclass
@@ -59,6 +63,10 @@ class TransferConfig:
     device: str = option("auto", "where to compute", choices=DEVICE_CHOICES)
     precision: str = option("auto", "auto: fp16 on CUDA, fp32 elsewhere (fp16 needs a GPU)",
                             choices=PRECISION_CHOICES)  # fmt: skip
+    max_memory: str | None = option(
+        None, "memory the run may use, e.g. 4GB: larger pictures go through in tiles",
+        metavar="SIZE", default_text="what the device has free",
+    )  # fmt: skip
 
 
 def check_transfer_config(config: TransferConfig, method: str, style_count: int | None) -> None:
@@ -85,6 +93,8 @@ def check_transfer_config(config: TransferConfig, method: str, style_count: int 
             )
     if config.precision == "fp16" and resolve_device(config.device).type == "cpu":
         raise InputError("--precision fp16 needs a GPU; use fp32 or bf16 on the CPU")
+    if config.max_memory is not None:
+        parse_memory(config.max_memory)
 
 
 def load_mask(mask: Any) -> torch.Tensor:
@@ -126,6 +136,7 @@ class TransferRunner(Prepared):
         self.decoders = self._place(model.decoders.eval())
         self.backbone = model.backbone
         self.multiple = 2 ** max(config.upsamplings for config in model.decoders.configs)
+        self.bytes_per_pixel = BYTES_PER_PIXEL.get(method, max(BYTES_PER_PIXEL.values()))
         self.max_batch = config.batch
         self.weights = style_weights(config.style_blend, len(styles))
         self.masks = None
@@ -154,6 +165,60 @@ class TransferRunner(Prepared):
     def decode(self, layer: str, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         features = features.to(self.dtype).contiguous(memory_format=torch.channels_last)
         return self.decoders(layer, features, size).float().clamp(0, 1)
+
+    def through(self, image: torch.Tensor, masks: list[torch.Tensor] | None,
+                levels: Sequence[str], step, progress: ProgressCallback | None,
+                what: str) -> torch.Tensor:  # fmt: skip
+        """``step(picture, masks, content)`` -> the decoded picture, run on (B, 3, H, W)
+        ``image``: whole (``content`` None: the step takes the picture's own statistics), or,
+        when the picture is larger than a tile or than --max-memory allows (impasto.tiling),
+        tile by tile, each tile with its crop of ``masks`` and the whole picture's statistics
+        at ``levels`` (``content``: {level: [Moments per region]}), gathered first in a pass
+        over the tiles' cores. Returns (B, 3, H, W) float32."""
+        room = tiling.tile_pixels(image, memory_budget(self.config.max_memory,
+                                                       self.device_object),
+                                  self.bytes_per_pixel, margin=TILE_MARGIN)  # fmt: skip
+        if room is None:
+            return step(image, masks, None)
+        if image.shape[0] > 1:  # statistics are per picture
+            return torch.cat([self.through(one[None], masks, levels, step, progress, what)
+                              for one in image])  # fmt: skip
+        core = tiling.core_for(room, TILE_MARGIN, self.multiple)
+        content = self.gather(image, masks, levels, core)
+
+        def piece(tile: torch.Tensor, window: tuple[int, int, int, int]) -> torch.Tensor:
+            top, bottom, left, right = window
+            crops = None if masks is None else [mask[..., top:bottom, left:right]
+                                                for mask in masks]  # fmt: skip
+            return step(tile, crops, content).float().cpu()
+
+        return tiling.run_tiled(piece, image.cpu(), core, margin=TILE_MARGIN,
+                                discard=TILE_DISCARD, multiple=self.multiple, positions=True,
+                                progress=progress, what=what)  # fmt: skip
+
+    def gather(self, image: torch.Tensor, masks: list[torch.Tensor] | None,
+               levels: Sequence[str], core: int) -> dict[str, list[Moments]]:  # fmt: skip
+        """The picture's feature statistics at ``levels``, one Moments per mask (one without
+        masks), summed over the tiles' cores: each core is counted once."""
+        regions = masks if masks is not None else [None]
+        moments = {level: [Moments() for _ in regions] for level in levels}
+        height, width = image.shape[-2:]
+        for top, bottom, core_top, core_bottom in tiling.spans(height, core, TILE_MARGIN):
+            for left, right, core_left, core_right in tiling.spans(width, core, TILE_MARGIN):
+                features = self.encode(image[..., top:bottom, left:right], levels)
+                for level in levels:
+                    found = features[level]
+                    stride = (bottom - top) // found.shape[-2]
+                    rows = slice((core_top - top) // stride, (core_bottom - top) // stride)
+                    columns = slice((core_left - left) // stride, (core_right - left) // stride)
+                    kept = found[..., rows, columns]
+                    for region, total in zip(regions, moments[level], strict=True):
+                        weight = None
+                        if region is not None:
+                            crop = region[..., core_top:core_bottom, core_left:core_right]
+                            weight = masks_at([crop], tuple(kept.shape[-2:]))
+                        total.add(kept, weight)
+        return moments
 
     def masks_for(self, size: tuple[int, int]) -> list[torch.Tensor] | None:
         """The masks resized to an image of ``size`` (height, width), on the device."""

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from .. import losses
 from ..config import option
 from ..errors import InputError
+from ..images import resize_to
 from ..model_folder import shipped_models
 from ..progress import ProgressCallback, ProgressEvent, report
 from ..regions import masks_at
@@ -115,17 +116,26 @@ class PhotoRunner(TransferRunner):
             regions.append((region.content, stats))
         return regions
 
-    def transform(self, features: torch.Tensor, level: str, masks) -> torch.Tensor:
+    def masks_for(self, size: tuple[int, int]) -> list[torch.Tensor] | None:
+        """With label masks: each labelled region's content mask at ``size``; else --mask's."""
+        if self.regions is None:
+            return super().masks_for(size)
+        return [resize_to(content, *size).to(self.device_object)
+                for content, _stats in self.regions]  # fmt: skip
+
+    def transform(self, features: torch.Tensor, level: str, masks, content=None) -> torch.Tensor:
         """One photo's features (1, C, H, W) whitened and coloured (region by region with
-        label masks, else blended over the styles, or within --mask regions)."""
+        label masks, else blended over the styles, or within --mask regions); ``content``:
+        the whole picture's statistics per region, when ``features`` are one tile of it."""
         size = tuple(features.shape[-2:])
         if self.regions is not None:
-            weights = masks_at([content for content, _stats in self.regions], size)
+            weights = masks_at(masks, size)
             weights = (weights / weights.sum(dim=0, keepdim=True).clamp_min(1e-12)).to(features)
-            return sum(weight[None] * colour_transform(features, stats[level], weight[None])
-                       for weight, (_content, stats) in zip(weights, self.regions,
-                                                            strict=True))  # fmt: skip
-        return whiten_and_colour(features, level, self.style_stats, self.weights, masks)
+            owns = content or [None] * len(self.regions)
+            return sum(weight[None] * colour_transform(features, stats[level], weight[None], own)
+                       for weight, (_content, stats), own in zip(weights, self.regions, owns,
+                                                                 strict=True))  # fmt: skip
+        return whiten_and_colour(features, level, self.style_stats, self.weights, masks, content)
 
     def transfer(self, content, masks, progress: ProgressCallback | None) -> torch.Tensor:
         if self.config.smoothing == "exact":  # before any work: the solve is the largest part
@@ -140,15 +150,20 @@ class PhotoRunner(TransferRunner):
             from ..labels import check_aspect
 
             check_aspect("--content-mask", self.content_labels, tuple(content.shape[-2:]))
+        report(progress, ProgressEvent("photo: whitening, colouring, decoding", 1, 2))
+        return self.through(content, masks, self.levels, self.step, progress, "photo")
+
+    def step(self, content: torch.Tensor, masks, whole) -> torch.Tensor:
+        """Encode at every level, WCT at each (with ``whole``: the whole picture's
+        statistics), decode once."""
         alpha = self.config.alpha
         features = self.encode(content, self.levels)
-        report(progress, ProgressEvent("photo: whitening and colouring", 1, 3))
         targets = {}
         for level in self.levels:
-            transformed = torch.cat([self.transform(one[None], level, masks)
+            own = whole[level] if whole else None
+            transformed = torch.cat([self.transform(one[None], level, masks, own)
                                      for one in features[level]])  # fmt: skip
             targets[level] = alpha * transformed + (1 - alpha) * features[level].float()
-        report(progress, ProgressEvent("photo: decoding", 2, 3))
         skips = {level: targets[level].to(self.dtype) for level in self.levels[1:]}
         image = self.decoders(self.layer, targets[self.layer].to(self.dtype),
                               tuple(content.shape[-2:]), skips)  # fmt: skip
@@ -156,7 +171,7 @@ class PhotoRunner(TransferRunner):
 
     def finish(self, image: torch.Tensor, content: torch.Tensor,
                progress: ProgressCallback | None) -> torch.Tensor:  # fmt: skip
-        report(progress, ProgressEvent(f"photo: smoothing ({self.config.smoothing})", 3, 3))
+        report(progress, ProgressEvent(f"photo: smoothing ({self.config.smoothing})", 2, 2))
         return smooth(content, image, self.config.smoothing)
 
 

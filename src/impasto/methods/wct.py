@@ -29,6 +29,7 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -124,22 +125,26 @@ class WctRunner(TransferRunner):
             self.style_stats.append({name: style_statistics(features[name])
                                      for name in self.layers})  # fmt: skip
 
-    def transform(self, features: torch.Tensor, layer: str, masks) -> torch.Tensor:
-        """One image's features (1, C, H, W) whitened and coloured, blended and masked."""
-        return whiten_and_colour(features, layer, self.style_stats, self.weights, masks)
-
     def transfer(self, content, masks, progress: ProgressCallback | None) -> torch.Tensor:
         image = content
-        size = tuple(content.shape[-2:])
-        alpha = self.config.alpha
         for level, layer in enumerate(self.layers, start=1):
-            features = self.encode(image, [layer])[layer]
-            target = torch.cat([self.transform(one[None], layer, masks) for one in features])
-            target = alpha * target + (1 - alpha) * features.float()
-            image = self.decode(layer, target, size)
-            report(progress, ProgressEvent(f"wct level {level} ({layer})", level,
-                                           len(self.layers)))  # fmt: skip
+            what = f"wct level {level} ({layer})"
+            image = self.through(image, masks, [layer], functools.partial(self.step, layer),
+                                 progress, what)  # fmt: skip
+            report(progress, ProgressEvent(what, level, len(self.layers)))
         return image
+
+    def step(self, layer: str, image: torch.Tensor, masks, whole) -> torch.Tensor:
+        """One level: encode, whiten and colour each image's features (with ``whole``: the
+        whole picture's statistics), blend with alpha, decode."""
+        features = self.encode(image, [layer])[layer]
+        content = whole[layer] if whole else None
+        target = torch.cat([whiten_and_colour(one[None], layer, self.style_stats, self.weights,
+                                              masks, content)
+                            for one in features])  # fmt: skip
+        alpha = self.config.alpha
+        target = alpha * target + (1 - alpha) * features.float()
+        return self.decode(layer, target, tuple(image.shape[-2:]))
 
 
 class WctMethod(TransferMethod):
