@@ -22,7 +22,7 @@ from impasto import batch, pipeline
 from impasto.cli import main as cli
 from impasto.config import config_from_dict, config_to_dict, flag_name
 from impasto.errors import Cancelled, InputError
-from impasto.images import load_image
+from impasto.images import load_image, resize_to
 from impasto.methods.registry import METHODS, available_methods, load_method
 from impasto.model_folder import shipped_models
 from impasto.progress import EVENT_KINDS
@@ -92,6 +92,21 @@ def test_the_contents_alpha_comes_back_at_the_output_size(name, tmp_path):
     width = result.alpha.shape[-1]
     assert result.alpha[..., : width // 5].max() < 0.1
     assert result.alpha[..., -width // 2 :].min() > 0.9
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_keep_leaves_the_masked_photo_as_it_was_and_styles_the_rest(name, content, tmp_path):
+    keep = np.zeros((36, 48), dtype=np.uint8)
+    keep[:, :24] = 255  # keep the left half
+    Image.fromarray(keep, "L").save(tmp_path / "keep.png")
+    result = run(name, content, keep=str(tmp_path / "keep.png"))
+    height, width = result.image.shape[-2:]
+    photo = resize_to(content, height, width)
+    inside, outside = slice(0, width // 2 - width // 8), slice(width - width // 4, width)
+    assert (result.image[..., inside] - photo[..., inside]).abs().max() < 1e-5
+    assert (result.image[..., outside] - photo[..., outside]).abs().mean() > 1e-3
+    plain = run(name, content).image  # away from the edge, the rest is the method's own result
+    assert torch.allclose(result.image[..., outside], plain[..., outside], atol=1e-5)
 
 
 @pytest.mark.parametrize("name", METHOD_NAMES)

@@ -46,6 +46,12 @@ def option(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def keep_option() -> Any:
+    """``--keep``, the same field in every method's config (impasto.regions.keep_blend)."""
+    return option(None, "a mask of the photo to leave untouched: where it is white the photo "
+                  "stays as it was, its edge blended smoothly", metavar="MASK")  # fmt: skip
+
+
 def shown_default(field: dataclasses.Field) -> str | None:
     """An option's default as help texts show it: its ``default_text``, else its value (floats
     as ``%g``: 10000, not 10000.0); None when there is nothing to say (a switch that is off, or

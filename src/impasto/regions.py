@@ -11,11 +11,13 @@ mask covers a pixel, the content's own features stay (the photo shows through).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .images import load_image, resize_to
 
 MIN_REGION = 1e-3  # a region covering less than this share of the picture has no statistics
 
@@ -121,3 +123,38 @@ def check_masks(masks: Sequence[torch.Tensor], style_count: int) -> None:
     for index, mask in enumerate(masks, start=1):
         if float(mask.float().mean()) < MIN_REGION:
             raise InputError(f"--mask {index} is (nearly) black: it gives its style no region")
+
+
+def load_mask(mask: Any) -> torch.Tensor:
+    """A mask (a path, or a (1, 1, H, W) / (H, W) tensor in [0, 1]) as (1, 1, H, W) float; an
+    image file's channels are averaged (white: 1)."""
+    if isinstance(mask, torch.Tensor):
+        values = mask.float()
+        while values.ndim < 4:
+            values = values.unsqueeze(0)
+        if values.shape[:2] != (1, 1):
+            values = values.mean(dim=1, keepdim=True)
+        return values.clamp(0, 1)
+    rgb = load_image(mask).rgb
+    return rgb.mean(dim=1, keepdim=True)
+
+
+KEEP_FEATHER = 1 / 200  # the blend beyond --keep's edge: this share of the long side
+
+
+def keep_blend(result: torch.Tensor, content: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``--keep``: ``result`` (B, 3, H, W) with the photo ``content`` (B or 1, 3, h, w) put back
+    where the mask ``keep`` (1, 1, h', w') is white; both are resized to the result. The mask's
+    edge is feathered outwards (the mask, or two box blurs of KEEP_FEATHER of the long side,
+    whichever is larger), so the kept pixels are the photo's exactly and the change to the
+    stylised pixels around them is gradual: out = k * content + (1 - k) * result."""
+    height, width = result.shape[-2:]
+    mask = resize_to(keep.float(), height, width)
+    radius = max(1, round(max(height, width) * KEEP_FEATHER))
+    blurred = mask
+    for _ in range(2):
+        padded = F.pad(blurred, (radius,) * 4, mode="replicate")
+        blurred = F.avg_pool2d(padded, 2 * radius + 1, stride=1)
+    weight = torch.maximum(mask, blurred).to(result)
+    photo = resize_to(content.float(), height, width).to(result)
+    return weight * photo + (1 - weight) * result

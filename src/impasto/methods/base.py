@@ -29,6 +29,7 @@ import torch
 
 from ..errors import InputError
 from ..progress import ProgressCallback
+from ..regions import keep_blend, load_mask
 
 Notify = Callable[[str], None]
 
@@ -144,16 +145,28 @@ class Prepared(ABC):
         """Stylise ``content`` (B, 3, H, W) in [0, 1], B <= ``max_batch``; raise Cancelled when
         ``progress`` returns False."""
 
+    def keep_mask(self) -> torch.Tensor | None:
+        """``--keep``'s mask (the config's ``keep``), loaded once; None without one."""
+        keep = getattr(getattr(self, "config", None), "keep", None)
+        if keep is None:
+            return None
+        if getattr(self, "_keep_mask", None) is None:
+            self._keep_mask = load_mask(keep)
+        return self._keep_mask
+
     def checked_run(
         self, content: torch.Tensor, progress: ProgressCallback | None = None, prior: Any = None
     ) -> StyleResult:
         """``run``, and an InputError instead of a picture holding NaN or infinity (a model
         whose weights overflow, settings that blow the optimisation up): never written as a
         black or unchanged image. ``prior``: passed on to methods that take one."""
+        keep = self.keep_mask()  # a bad mask fails before any work
         if prior is not None and self.takes_prior:
             result = self.run(content, progress, prior=prior)
         else:
             result = self.run(content, progress)
+        if keep is not None:
+            result.image = keep_blend(result.image, content.cpu(), keep)
         if not bool(torch.isfinite(result.image).all()):
             raise InputError(
                 f"{self.method} ({self.summary()}) produced pixels that are not finite numbers "

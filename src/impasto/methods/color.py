@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import option
+from ..config import keep_option, option
 from ..images import resize_long_side
 from ..progress import ProgressCallback
 from .base import Method, Prepared, StyleResult, style_weights
@@ -96,6 +96,7 @@ class ColorConfig:
         max=16384,
         default_text="the input's size",
     )
+    keep: str | None = keep_option()
 
 
 # --------------------------------------------------------------------------- colour spaces

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from ..config import option
+from ..config import keep_option, option
 from ..depth import DEFAULT_DEPTH_MODEL
 from ..devices import DEVICE_CHOICES, resolve_device
 from ..errors import InputError
@@ -182,6 +182,7 @@ class DiffusionConfig:
         "memory savers: model or sequential CPU offload (auto: by free GPU memory)",
         choices=OFFLOAD_CHOICES,
     )
+    keep: str | None = keep_option()
 
 
 # --------------------------------------------------------------------------- where weights are

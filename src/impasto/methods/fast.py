@@ -50,7 +50,7 @@ import torch
 
 from .. import __version__, color, losses, tiling, training
 from ..backbones import BACKBONE_CHOICES, Backbone, load_backbone
-from ..config import option, validate_config
+from ..config import keep_option, option, validate_config
 from ..devices import (
     AUTOCAST_PRECISIONS,
     DEVICE_CHOICES,
@@ -344,6 +344,7 @@ class FastConfig:
         None, "memory the run may use, e.g. 4GB: larger pictures go through in tiles",
         metavar="SIZE", default_text="what the device has free",
     )  # fmt: skip
+    keep: str | None = keep_option()
 
 
 class Stylizer:

@@ -20,15 +20,15 @@ import torch.nn.functional as F
 
 from .. import color, tiling
 from ..backbones import Backbone, load_backbone
-from ..config import option
+from ..config import keep_option, option
 from ..decoders import DecoderModel, check_decoder_backbone, load_decoders
 from ..devices import DEVICE_CHOICES, PRECISION_CHOICES, configure_for_speed, resolve_device
 from ..errors import InputError
-from ..images import load_image, resize_long_side, resize_to
+from ..images import resize_long_side, resize_to
 from ..memory import memory_budget, parse_memory
 from ..model_folder import MODELS_DIR
 from ..progress import ProgressCallback
-from ..regions import Moments, check_masks, masks_at
+from ..regions import Moments, check_masks, load_mask, masks_at
 from .base import Method, Notify, Prepared, StyleResult, style_weights
 
 MIN_SIDE = 16  # two feature pixels at stride 8: reflection padding needs them
@@ -67,6 +67,7 @@ class TransferConfig:
         None, "memory the run may use, e.g. 4GB: larger pictures go through in tiles",
         metavar="SIZE", default_text="what the device has free",
     )  # fmt: skip
+    keep: str | None = keep_option()
 
 
 def check_transfer_config(config: TransferConfig, method: str, style_count: int | None) -> None:
@@ -95,19 +96,6 @@ def check_transfer_config(config: TransferConfig, method: str, style_count: int 
         raise InputError("--precision fp16 needs a GPU; use fp32 or bf16 on the CPU")
     if config.max_memory is not None:
         parse_memory(config.max_memory)
-
-
-def load_mask(mask: Any) -> torch.Tensor:
-    """A mask (a path, or a (1, 1, H, W) / (H, W) tensor in [0, 1]) as (1, 1, H, W) float."""
-    if isinstance(mask, torch.Tensor):
-        values = mask.float()
-        while values.ndim < 4:
-            values = values.unsqueeze(0)
-        if values.shape[:2] != (1, 1):
-            values = values.mean(dim=1, keepdim=True)
-        return values.clamp(0, 1)
-    rgb = load_image(mask).rgb
-    return rgb.mean(dim=1, keepdim=True)
 
 
 class TransferRunner(Prepared):

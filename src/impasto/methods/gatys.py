@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .. import color, losses, photoreal
 from ..backbones import BACKBONE_CHOICES, Backbone, load_backbone
-from ..config import option, validate_config
+from ..config import keep_option, option, validate_config
 from ..devices import (
     AUTOCAST_PRECISIONS,
     DEVICE_CHOICES,
@@ -121,6 +121,7 @@ class GatysConfig:
                                       "colour (with --style-mask)", metavar="LABELS")  # fmt: skip
     style_mask: str | None = option(None, "a label image of the style image, for "
                                     "--content-mask", metavar="LABELS")  # fmt: skip
+    keep: str | None = keep_option()
 
 
 def scale_sizes(size: int, scales: int | None = None) -> list[int]:

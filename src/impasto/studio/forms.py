@@ -26,7 +26,9 @@ from ..methods.registry import (
     missing_requirement,
 )
 
-HIDDEN: frozenset[str] = frozenset({"save_every", "mask", "model", "content_mask", "style_mask"})
+HIDDEN: frozenset[str] = frozenset(
+    {"save_every", "mask", "model", "content_mask", "style_mask", "keep", "max_memory"}
+)
 """Fields the studio sets itself (previews; the model has its own menu) or does not offer yet
 (region masks, photo's label masks: they would need uploads of their own)."""
 MAIN: frozenset[str] = frozenset(

@@ -1,0 +1,30 @@
+"""benchmarks/bench_memory.py: a tiny run end to end (each command in its own process, tiled
+and whole, peak memory read from the kernel)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_quick_memory_run_measures_every_command_tiled_and_whole(tmp_path, capsys):
+    script = ROOT / "benchmarks" / "bench_memory.py"
+    spec = importlib.util.spec_from_file_location("impasto_bench_memory", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "memory.json"
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert document["settings"]["quick"] and document["machine"]
+    runs = document["runs"]
+    assert {(run["method"], run["megapixels"]) for run in runs} == {
+        ("fast", 0.05), ("adain", 0.05), ("fast", 0.2), ("adain", 0.2)}  # fmt: skip
+    for run in runs:
+        for mode in ("tiled", "whole"):
+            assert run[mode]["exit_code"] == 0, run[mode]
+            assert 0.05 < run[mode]["peak_gb"] < 8 and run[mode]["seconds"] > 0
+        assert run["memory_ratio"] == round(run["whole"]["peak_gb"] / run["tiled"]["peak_gb"], 2)
+    assert "mem x" in capsys.readouterr().out
