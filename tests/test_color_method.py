@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import impasto
+from impasto.errors import InputError
 from impasto.images import load_image, resize_long_side
 from impasto.methods import color as color_method
 from impasto.methods.color import ColorConfig, from_space, palette_of, to_space, transfer
@@ -120,3 +121,28 @@ def test_the_bundled_pair_takes_the_paintings_palette_and_keeps_the_photos_struc
         )
         > 0.6
     )
+
+
+def test_masks_give_each_region_only_its_own_styles_palette(tmp_path):
+    photo = torch.rand(1, 3, 40, 60, generator=torch.Generator().manual_seed(8))
+    red, blue = torch.zeros(1, 3, 20, 20), torch.zeros(1, 3, 20, 20)
+    red[:, 0], blue[:, 2] = 0.9, 0.8
+    left = torch.zeros(1, 1, 40, 60)
+    left[..., :30] = 1.0
+    right = torch.zeros(1, 1, 40, 60)
+    right[..., 40:] = 1.0  # columns 30-39: no mask, the photo stays
+    result = impasto.stylize(photo, [red, blue], method="color", space="rgb",
+                             mask=[left, right]).image  # fmt: skip
+    inside_left, inside_right = result[..., 2:28], result[..., 42:]
+    assert torch.allclose(inside_left, red[..., :1, :1].expand_as(inside_left), atol=1e-6)
+    assert torch.allclose(inside_right, blue[..., :1, :1].expand_as(inside_right), atol=1e-6)
+    assert torch.allclose(result[..., 32:38], photo[..., 32:38], atol=1e-6)
+    # without masks, both palettes are blended everywhere: no region is pure red
+    blended = impasto.stylize(photo, [red, blue], method="color", space="rgb").image
+    assert blended[:, 2, :, 2:28].mean() > 0.2
+
+
+def test_a_mask_per_style_is_counted(tmp_path):
+    with pytest.raises(InputError, match="1 mask"):
+        impasto.stylize(torch.rand(1, 3, 20, 20), [torch.rand(1, 3, 8, 8)] * 2, method="color",
+                        mask=[torch.ones(1, 1, 20, 20)])  # fmt: skip

@@ -37,8 +37,10 @@ from dataclasses import dataclass
 import torch
 
 from ..config import keep_option, option
+from ..errors import InputError
 from ..images import resize_long_side
 from ..progress import ProgressCallback
+from ..regions import check_masks, load_mask, masks_at, region_weights
 from .base import Method, Prepared, StyleResult, style_weights
 
 SPACE_CHOICES: tuple[str, ...] = ("lab", "rgb", "yiq")
@@ -95,6 +97,12 @@ class ColorConfig:
         min=16,
         max=16384,
         default_text="the input's size",
+    )
+    mask: list[str] | None = option(
+        None,
+        "one mask image per style image, in the same order: white gives that style's palette "
+        "its region (uncovered regions keep the photo)",
+        metavar="MASK",
     )
     keep: str | None = keep_option()
 
@@ -232,25 +240,48 @@ class ColorMethod(Method):
     def check(self, config: ColorConfig, style_count: int | None) -> None:
         if style_count:
             style_weights(config.style_blend, style_count)
+            if config.mask is not None and len(config.mask) != style_count:
+                raise InputError(
+                    f"--mask: {len(config.mask)} mask(s) for {style_count} style image(s); give "
+                    "one mask per style image, in the same order"
+                )
 
     def prepare(
         self, config: ColorConfig, styles: Sequence[torch.Tensor], *, backbone=None, notify=None
     ) -> ColorRunner:
         weights = style_weights(config.style_blend, len(styles))
-        return ColorRunner(config, palette_of([s.cpu() for s in styles], weights, config.space))
+        if config.mask is None:
+            return ColorRunner(config, palette_of([s.cpu() for s in styles], weights, config.space))
+        masks = [load_mask(mask) for mask in config.mask]
+        check_masks(masks, len(styles))
+        palettes = [palette_of([style.cpu()], [1.0], config.space) for style in styles]
+        return ColorRunner(config, palettes[0], list(zip(masks, palettes, strict=True)))
 
 
 class ColorRunner(Prepared):
     method = "color"
     max_batch = 8  # each image has its own statistics: a batch is a loop, not a tensor op
 
-    def __init__(self, config: ColorConfig, palette: Palette) -> None:
+    def __init__(self, config: ColorConfig, palette: Palette, regions=None) -> None:
         self.config, self.palette = config, palette
+        self.regions = regions  # with --mask: [(mask, its style's palette), ...]
+
+    def recolour(self, image: torch.Tensor) -> torch.Tensor:
+        """One (1, 3, H, W) photo recoloured; with --mask, each region with its own style's
+        palette (shares where masks overlap, the photo where none is white)."""
+        if self.regions is None:
+            return transfer(image, self.palette, self.config)
+        masks = masks_at([mask for mask, _ in self.regions], tuple(image.shape[-2:]))
+        shares, uncovered = region_weights(masks)
+        result = image * uncovered
+        for share, (_mask, palette) in zip(shares, self.regions, strict=True):
+            result = result + share * transfer(image, palette, self.config)
+        return result
 
     def run(self, content: torch.Tensor, progress: ProgressCallback | None = None) -> StyleResult:
         if self.config.size is not None:
             content = resize_long_side(content, self.config.size)
-        images = [transfer(image[None].cpu(), self.palette, self.config) for image in content]
+        images = [self.recolour(image[None].cpu()) for image in content]
         details = {"mode": self.config.mode, "space": self.config.space}
         return StyleResult(torch.cat(images), method="color", device="cpu", details=details)
 
