@@ -485,3 +485,41 @@ def test_the_api_cancel_carries_the_partial_result_with_its_config(content, styl
     assert partial.image.shape == (1, 3, 32, 48)
     assert partial.details["stopped_at_step"] == 2
     assert partial.config.steps == 4 and partial.config.backbone == "tiny"
+
+
+def test_masks_give_each_style_image_only_its_own_region():
+    # Two textured style images, red and blue; --mask gives the left half to red, the right to
+    # blue, then the other way round.
+    generator = torch.Generator().manual_seed(2)
+    base = torch.rand(1, 3, 6, 8, generator=generator)
+    content = F.interpolate(base, size=(48, 64), mode="bilinear") * 0.4 + 0.3
+    noise = torch.rand(1, 1, 48, 48, generator=torch.Generator().manual_seed(3))
+    red = torch.cat([0.5 + 0.5 * noise, 0.1 * noise, 0.1 * noise], dim=1)
+    blue = torch.cat([0.1 * noise, 0.1 * noise, 0.5 + 0.5 * noise], dim=1)
+    left, right = torch.zeros(1, 1, 48, 64), torch.zeros(1, 1, 48, 64)
+    left[..., :32], right[..., 32:] = 1.0, 1.0
+    options = dict(size=64, steps=40, scales=1, device="cpu", backbone="efficientnet-lite0")
+
+    def halves(image):  # mean (R, G, B) well inside the left and the right half
+        return image[0, :, :, 2:26].mean(dim=(1, 2)), image[0, :, :, 38:62].mean(dim=(1, 2))
+
+    styles = [red, blue]
+    west, east = halves(impasto.stylize(content, styles, method="gatys", mask=[left, right],
+                                        **options).image)  # fmt: skip
+    assert west[0] > west[2] + 0.2 and east[2] > east[0] + 0.2
+    west, east = halves(impasto.stylize(content, styles, method="gatys", mask=[right, left],
+                                        **options).image)  # fmt: skip
+    assert west[2] > west[0] + 0.2 and east[0] > east[2] + 0.2
+    # Without masks both styles' Grams are blended everywhere: neither half leans that far.
+    west, east = halves(impasto.stylize(content, styles, method="gatys", **options).image)
+    assert abs(float(west[0] - west[2])) < 0.1 and abs(float(east[0] - east[2])) < 0.1
+
+
+def test_masks_that_do_not_fit_the_styles_are_refused():
+    content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with pytest.raises(InputError, match="1 mask"):
+        impasto.stylize(content, [style, style], method="gatys", mask=[torch.ones(1, 1, 32, 32)])
+    with pytest.raises(InputError, match="one or the other"):
+        labels = torch.ones(1, 3, 32, 32)
+        impasto.stylize(content, [style], method="gatys", mask=[torch.ones(1, 1, 32, 32)],
+                        content_mask=labels, style_mask=labels)  # fmt: skip

@@ -47,6 +47,7 @@ from ..devices import (
 from ..errors import InputError, partial_kept_on_stop
 from ..images import resize_long_side
 from ..progress import ProgressCallback, ProgressEvent, report
+from ..regions import load_mask
 from ..temporal import TemporalPrior
 from .base import Method, Prepared, StyleResult, style_weights
 
@@ -121,6 +122,9 @@ class GatysConfig:
                                       "colour (with --style-mask)", metavar="LABELS")  # fmt: skip
     style_mask: str | None = option(None, "a label image of the style image, for "
                                     "--content-mask", metavar="LABELS")  # fmt: skip
+    mask: list[str] | None = option(None, "one mask image per style image, in the same order: "
+                                    "white gives that style its region (uncovered regions keep "
+                                    "only the photo's content)", metavar="MASK")  # fmt: skip
     keep: str | None = keep_option()
 
 
@@ -180,7 +184,13 @@ class Objective:
             self.style_targets = losses.blended_grams(style_features, blend, self.style_layers)
             if masked:
                 content_masks, style_masks = regions
-                targets = photoreal.masked_grams(style_features[0], style_masks, self.style_layers)
+                if style_masks is None:  # --mask: style i's whole Gram within mask i
+                    whole = [photoreal.masked_grams(f, [torch.ones(1, 1, 8, 8)], self.style_layers)
+                             for f in style_features]  # fmt: skip
+                    targets = {name: [g[name][0] for g in whole] for name in self.style_layers}
+                else:  # label masks: the style image's region of each label
+                    targets = photoreal.masked_grams(style_features[0], style_masks,
+                                                     self.style_layers)  # fmt: skip
                 layers = self.style_layers
 
                 def masked_style(image, features):
@@ -254,6 +264,8 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         styles = [color.match_color(s, content) for s in styles]
 
     regions = None
+    if config.mask is not None:
+        regions = ([load_mask(mask).to(device) for mask in config.mask], None)
     if config.content_mask is not None:
         from .. import labels
 
@@ -375,6 +387,10 @@ class GatysMethod(Method):
         from ..labels import check_label_options
 
         check_label_options(config.content_mask, config.style_mask, style_count)
+        if config.mask is not None and config.content_mask is not None:
+            raise InputError("--mask and --content-mask/--style-mask: give one or the other")
+        if config.mask is not None and style_count and len(config.mask) != style_count:
+            raise InputError(f"--mask: {len(config.mask)} mask(s) for {style_count} style image(s)")
         if config.weights is not None:
             path = Path(config.weights).expanduser()
             if not path.is_file():
