@@ -10,7 +10,7 @@ mask covers a pixel, the content's own features stay (the photo shows through).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -35,6 +35,22 @@ def region_weights(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     weights = torch.where(coverage > 0, masks / coverage.clamp_min(1e-12), masks)
     uncovered = 1 - masks.amax(dim=0, keepdim=True)
     return weights * (1 - uncovered), uncovered
+
+
+def blend_regions(
+    base: torch.Tensor,
+    masks: Sequence[torch.Tensor],
+    transform: Callable[[int, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Region by region: mask i's share (``region_weights``) of ``transform(i, region)``, with
+    ``region`` mask i at ``base``'s size, (1, 1, h, w); ``base`` where no mask covers a pixel
+    (the photo shows through). For the methods that give each style its --mask region."""
+    regions = masks_at(masks, tuple(base.shape[-2:]))
+    shares, uncovered = region_weights(regions)
+    result = base * uncovered
+    for index, (share, region) in enumerate(zip(shares, regions, strict=True)):
+        result = result + share[None] * transform(index, region[None])
+    return result
 
 
 def weighted_mean_std(

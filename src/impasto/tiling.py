@@ -25,6 +25,10 @@ from collections.abc import Callable
 
 import torch
 
+from .errors import InputError
+from .images import resize_to
+from .memory import format_bytes
+from .nn.layers import statistics_from
 from .progress import ProgressCallback, ProgressEvent, report
 
 DISCARD = 48  # pixels at a tile's inner edges given no weight: chosen in docs/tiling.md
@@ -136,9 +140,6 @@ def tile_pixels(images: torch.Tensor, budget: int | None, bytes_per_pixel: float
         return None
     least = (256 + 2 * margin) ** 2
     if memory_room < least:
-        from .errors import InputError
-        from .memory import format_bytes
-
         needed = picture + least * per_pixel
         raise InputError(
             f"a {width}x{height} picture needs at least {format_bytes(needed)} of memory here "
@@ -155,9 +156,6 @@ def run_network(network: torch.nn.Module, forward: Callable[[torch.Tensor], torc
     ``images`` (B, 3, H, W): whole where ``room`` (``tile_pixels``) is None, else in tiles of
     at most ``room`` pixels, with ``network``'s instance norms fixed to the statistics of
     the picture shrunk to ``room`` pixels (impasto.nn.layers.statistics_from)."""
-    from .images import resize_to
-    from .nn.layers import statistics_from
-
     if room is None:
         return forward(images)
     height, width = images.shape[-2:]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .regions import Moments, masks_at, region_weights, weighted_mean_covariance
+from .regions import Moments, blend_regions, weighted_mean_covariance
 
 RIDGE = 1e-5  # of the mean eigenvalue
 
@@ -92,11 +92,9 @@ def whiten_and_colour(features: torch.Tensor, level: str, style_stats: Sequence[
         whole = content[0] if content else None
         return sum(weight * colour_transform(features, stats[level], content=whole)
                    for weight, stats in zip(weights, style_stats, strict=True))  # fmt: skip
-    regions = masks_at(masks, tuple(features.shape[-2:]))
-    shares, uncovered = region_weights(regions)
-    result = features.float() * uncovered
-    for index, (share, region, stats) in enumerate(zip(shares, regions, style_stats, strict=True)):
+
+    def coloured(index: int, region: torch.Tensor) -> torch.Tensor:
         own = content[index] if content else None
-        result = result + share[None] * colour_transform(features, stats[level], region[None],
-                                                         own)  # fmt: skip
-    return result
+        return colour_transform(features, style_stats[index][level], region, own)
+
+    return blend_regions(features.float(), masks, coloured)

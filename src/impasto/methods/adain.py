@@ -35,7 +35,7 @@ from .. import losses
 from ..config import option
 from ..model_folder import shipped_models
 from ..progress import ProgressCallback, ProgressEvent, report
-from ..regions import Moments, masks_at, region_weights, weighted_mean_std
+from ..regions import Moments, blend_regions, weighted_mean_std
 from .feature_transfer import (
     TransferConfig,
     TransferMethod,
@@ -109,13 +109,12 @@ class AdainRunner(TransferRunner):
                          for weight, (mean, std) in zip(self.weights, self.style_stats,
                                                         strict=True))  # fmt: skip
         else:
-            regions = masks_at(masks, tuple(features.shape[-2:]))
-            weights, uncovered = region_weights(regions)
-            target = features.float() * uncovered
-            for weight, region, (mean, std), own in zip(weights, regions, self.style_stats,
-                                                        statistics, strict=True):  # fmt: skip
-                target = target + weight[None] * adain(features, mean, std, region[None],
-                                                       own).float()  # fmt: skip
+
+            def styled(index: int, region: torch.Tensor) -> torch.Tensor:
+                mean, std = self.style_stats[index]
+                return adain(features, mean, std, region, statistics[index]).float()
+
+            target = blend_regions(features.float(), masks, styled)
         alpha = self.config.alpha
         target = alpha * target + (1 - alpha) * features.float()
         return self.decode(self.layer, target, tuple(content.shape[-2:]))

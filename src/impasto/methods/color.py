@@ -40,7 +40,7 @@ from ..config import keep_option, option
 from ..errors import InputError
 from ..images import resize_long_side
 from ..progress import ProgressCallback
-from ..regions import check_masks, load_mask, masks_at, region_weights
+from ..regions import blend_regions, check_masks, load_mask
 from .base import Method, Prepared, StyleResult, style_weights
 
 SPACE_CHOICES: tuple[str, ...] = ("lab", "rgb", "yiq")
@@ -271,12 +271,11 @@ class ColorRunner(Prepared):
         palette (shares where masks overlap, the photo where none is white)."""
         if self.regions is None:
             return transfer(image, self.palette, self.config)
-        masks = masks_at([mask for mask, _ in self.regions], tuple(image.shape[-2:]))
-        shares, uncovered = region_weights(masks)
-        result = image * uncovered
-        for share, (_mask, palette) in zip(shares, self.regions, strict=True):
-            result = result + share * transfer(image, palette, self.config)
-        return result
+
+        def recoloured(index: int, _region: torch.Tensor) -> torch.Tensor:
+            return transfer(image, self.regions[index][1], self.config)
+
+        return blend_regions(image, [mask for mask, _palette in self.regions], recoloured)
 
     def run(self, content: torch.Tensor, progress: ProgressCallback | None = None) -> StyleResult:
         if self.config.size is not None:

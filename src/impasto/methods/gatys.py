@@ -185,9 +185,8 @@ class Objective:
             if masked:
                 content_masks, style_masks = regions
                 if style_masks is None:  # --mask: style i's whole Gram within mask i
-                    whole = [photoreal.masked_grams(f, [torch.ones(1, 1, 8, 8)], self.style_layers)
-                             for f in style_features]  # fmt: skip
-                    targets = {name: [g[name][0] for g in whole] for name in self.style_layers}
+                    targets = {name: [losses.gram_matrix(f[name]) for f in style_features]
+                               for name in self.style_layers}  # fmt: skip
                 else:  # label masks: the style image's region of each label
                     targets = photoreal.masked_grams(style_features[0], style_masks,
                                                      self.style_layers)  # fmt: skip
