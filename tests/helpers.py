@@ -4,8 +4,10 @@ small images, the cheapest settings of each method, and turn a hang into a failu
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import shutil
 import signal
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -119,3 +121,18 @@ def write_tone(container, audio, seconds: float) -> None:
     sound.sample_rate, sound.pts = 48000, 0
     container.mux(audio.encode(sound))
     container.mux(audio.encode(None))
+
+
+@contextmanager
+def benchmark_script(name: str):
+    """benchmarks/NAME.py loaded as a module, registered in sys.modules while in use (the
+    dataclasses of some scripts look their module up there)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"impasto_benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)

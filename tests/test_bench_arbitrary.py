@@ -3,24 +3,19 @@ in the same run, the same pixels, the targets said)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from helpers import benchmark_script
 
 from impasto.backbones import load_backbone
 from impasto.decoders import build_decoders, save_decoders
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_arbitrary.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("impasto_bench_arbitrary", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with benchmark_script("bench_arbitrary") as module:
+        yield module
 
 
 @pytest.mark.parametrize("method", ["adain", "wct"])

@@ -5,29 +5,22 @@ one-line refusal of the full size on the CPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import benchmark_script
 
 pytest.importorskip("diffusers", reason="bench_diffusion builds diffusers models")
 pytest.importorskip("transformers", reason="bench_diffusion builds transformers text encoders")
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_diffusion.py"
 VARIANTS = {"base", "ip_adapter", "ip_adapter_controlnet"}
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("impasto_bench_diffusion", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_script("bench_diffusion") as module:
+        yield module
 
 
 def test_a_tiny_cpu_run_times_three_variants_against_base(bench, tmp_path, capsys, one_thread):

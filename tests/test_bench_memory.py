@@ -3,20 +3,15 @@ and whole, peak memory read from the kernel)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import benchmark_script
 
 
 def test_a_quick_memory_run_measures_every_command_tiled_and_whole(tmp_path, capsys):
-    script = ROOT / "benchmarks" / "bench_memory.py"
-    spec = importlib.util.spec_from_file_location("impasto_bench_memory", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     out = tmp_path / "memory.json"
-    assert bench.main(["--quick", "--out", str(out)]) == 0
+    with benchmark_script("bench_memory") as bench:
+        assert bench.main(["--quick", "--out", str(out)]) == 0
     document = json.loads(out.read_text())
     assert document["settings"]["quick"] and document["machine"]
     runs = document["runs"]

@@ -4,11 +4,11 @@ of those photos refused inside the repository (their licence forbids shipping th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from helpers import benchmark_script
 
 from impasto.images import load_image
 
@@ -16,23 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTOREAL = ROOT.parent / "shared" / "data" / "photoreal"
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f"impasto_{name}", ROOT / "benchmarks" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bench():
-    return load_script("bench_photo")
+    with benchmark_script("bench_photo") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
 def pairs():
-    return load_script("photo_pairs")
+    with benchmark_script("photo_pairs") as module:
+        yield module
 
 
 def test_a_quick_speed_run_times_photo_beside_wct(bench, tmp_path, capsys, one_thread):

@@ -3,7 +3,6 @@ from impasto's method table (every row, a row added later, a row that cannot run
 method names."""
 
 import dataclasses
-import importlib.util
 import json
 import sys
 import types
@@ -11,24 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import benchmark_script
 
 from impasto.config import option
 from impasto.methods import registry
 from impasto.methods.base import Method, Prepared, StyleResult
 
-HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "harness.py"
-
 
 @pytest.fixture(scope="module")
 def harness():
-    spec = importlib.util.spec_from_file_location("impasto_bench_harness", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_script("harness") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def tiny_argv(tmp_path: Path, *methods: str) -> list[str]:

@@ -5,15 +5,12 @@ endpoint stays quick and the web process does not grow."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import benchmark_script
 from studio_support import loopback_only  # noqa: F401
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "studio_load.py"
 P95_BOUND_MS = 2000.0
 """Generous: a busy 2-core machine answers a status in tens of ms; seconds would be a stall."""
 RSS_GROWTH_BOUND_MB = 60.0
@@ -23,12 +20,8 @@ every request or event would show here."""
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("impasto_studio_load", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_script("studio_load") as module:
+        yield module
 
 
 def test_the_studio_answers_sixteen_clients_without_losing_an_event(bench, tmp_path, capsys,
