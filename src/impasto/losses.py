@@ -11,7 +11,7 @@ Normalisation (so weights keep their meaning across image sizes, layers and back
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -83,6 +83,7 @@ def perceptual_loss(
     style_layers: dict[str, float],
     weights: LossWeights,
     extra: dict[str, tuple[float, torch.Tensor]] | None = None,
+    gram: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The one assembly of the style-transfer objective, used by every optimising method
     (Gatys's image optimisation, fast-network training):
@@ -93,17 +94,20 @@ def perceptual_loss(
 
     ``features``: the backbone's features of ``image`` (B, 3, H, W) at every content layer (the
     keys of ``content_targets``) and style layer (the keys of ``style_layers``, weights a_l);
-    ``style_targets``: Gram matrices (1 or B, C, C). Losses are computed in float32. Returns
-    (total, terms) with terms "total", "content", "style", "tv" and each extra name.
+    ``style_targets``: Gram matrices (1 or B, C, C); ``gram(layer, features)``: G(F_l) where it
+    is not ``gram_matrix`` of the features alone (a tile's share of a whole picture's, in
+    impasto.perceptual). Losses are computed in float32. Returns (total, terms) with terms
+    "total", "content", "style", "tv" and each extra name.
     """
     content = sum(
         content_loss(features[name].float(), target.float())
         for name, target in content_targets.items()
     ) / max(1, len(content_targets))
     weight_sum = sum(style_layers.values()) or 1.0
+    of = gram or (lambda _name, layer: gram_matrix(layer))
     style = (
         sum(
-            weight * style_loss(gram_matrix(features[name].float()), style_targets[name])
+            weight * style_loss(of(name, features[name].float()), style_targets[name])
             for name, weight in style_layers.items()
         )
         / weight_sum

@@ -7,13 +7,13 @@ writes, 8-bit PNG/JPEG/WebP, 16-bit TIFF), resizes, and draws labelled contact s
 
 - ``decode``: load_image, LoadedImage, the pixel cap (pixel_cap, DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV)
 - ``encode``: save_image, check_output_path, OUTPUT_FORMATS, to_pil
-- ``resize``: resize_to, resize_long_side
+- ``resize``: resize_to, resize_long_side, long_side_shape
 - ``sheet``: draw_sheet, sheet_size
 """
 
 from .decode import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, LoadedImage, load_image, pixel_cap
 from .encode import OUTPUT_FORMATS, check_output_path, save_image, to_pil
-from .resize import resize_long_side, resize_to
+from .resize import long_side_shape, resize_long_side, resize_to
 from .sheet import draw_sheet, sheet_size
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "check_output_path",
     "draw_sheet",
     "load_image",
+    "long_side_shape",
     "pixel_cap",
     "resize_long_side",
     "resize_to",

@@ -24,6 +24,15 @@ def resize_to(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return resized.clamp(0.0, 1.0).contiguous()
 
 
+def long_side_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(height, width) of a ``height`` x ``width`` picture resized to a long side of
+    ``long_side`` pixels (resize_long_side's size)."""
+    scale = long_side / max(height, width)
+    if height >= width:
+        return long_side, max(1, round(width * scale))
+    return max(1, round(height * scale)), long_side
+
+
 def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
     """Resize (B, C, H, W) so its longer side is ``long_side`` pixels, keeping the aspect ratio.
 
@@ -34,10 +43,5 @@ def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
         raise ValueError(f"image must have shape (B, C, H, W), got {tuple(image.shape)}")
     if isinstance(long_side, bool) or not isinstance(long_side, int) or long_side < 1:
         raise InputError(f"image size must be a whole number of pixels >= 1, got {long_side!r}")
-    height, width = image.shape[-2:]
-    scale = long_side / max(height, width)
-    if height >= width:
-        new_height, new_width = long_side, max(1, round(width * scale))
-    else:
-        new_height, new_width = max(1, round(height * scale)), long_side
+    new_height, new_width = long_side_shape(*image.shape[-2:], long_side)
     return resize_to(image, new_height, new_width)

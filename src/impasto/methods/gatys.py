@@ -20,6 +20,8 @@ Departures from the paper, and why:
 - The backbone is pluggable; each brings its own layers and weights (defaults per backbone).
 - On CUDA the backbone runs under bf16 autocast with channels_last; Gram matrices and losses
   stay in float32.
+- A scale too large for ``max_memory`` is optimised tile by tile (impasto.tiled_refinement),
+  every tile matching the same style targets, from the whole style images at that scale.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import color, losses, photoreal
+from .. import color, tiled_refinement
 from ..backbones import BACKBONE_CHOICES, Backbone, load_backbone
 from ..config import keep_option, option, validate_config
 from ..devices import (
@@ -45,18 +47,27 @@ from ..devices import (
     resolve_device,
 )
 from ..errors import InputError, partial_kept_on_stop
-from ..images import resize_long_side
+from ..images import long_side_shape, resize_long_side
+from ..memory import memory_budget, parse_memory
+from ..optimisation import OPTIMIZER_CHOICES, EvaluationBudget, optimise
+from ..perceptual import Objective, ScaleObjectives, network_features
 from ..progress import ProgressCallback, ProgressEvent, report
-from ..regions import load_mask
+from ..regions import load_mask, masks_at
 from ..temporal import TemporalPrior
 from .base import Method, Prepared, StyleResult, style_weights
 
-OPTIMIZER_CHOICES = ("lbfgs", "adam")
 INIT_CHOICES = ("content", "noise")
 # The coarsest scale is the largest size obtained by halving ``size`` that stays >= this.
 MIN_SCALE_SIZE = 192
 MIN_SIDE = 16  # the short side every image needs at every scale (the backbones downsample)
 PHOTOREALISM_WEIGHT = 1e5  # --photorealistic, by trying it: docs/photo.md
+# Memory of one scale's optimisation, measured on the CPU (docs/tiling.md): the process and the
+# network, the picture-sized tensors, and per optimised pixel the network's activations and
+# their gradients plus L-BFGS's 2 x 50 image-sized vectors.
+FIXED_BYTES = 512 * 2**20
+PICTURE_BYTES_PER_PIXEL = 64
+BYTES_PER_PIXEL = 4000
+PHOTOREAL_BYTES_PER_PIXEL = 2000  # the matting Laplacian's 25 entries a pixel, and its build
 
 
 @dataclass
@@ -126,6 +137,10 @@ class GatysConfig:
                                     "white gives that style its region (uncovered regions keep "
                                     "only the photo's content)", metavar="MASK")  # fmt: skip
     keep: str | None = keep_option()
+    max_memory: str | None = option(
+        None, "memory the run may use, e.g. 8GB: a scale that would not fit is optimised tile "
+        "by tile", metavar="SIZE", default_text="what the device has free",
+    )  # fmt: skip
 
 
 def scale_sizes(size: int, scales: int | None = None) -> list[int]:
@@ -155,67 +170,6 @@ def check_sides(content: torch.Tensor, styles: Sequence[torch.Tensor], config: G
                 f"{what} ({width}x{height} pixels) is too thin: at {long_side} px its short side "
                 f"is {short} px, and it must be at least {MIN_SIDE} (crop it, or raise --size)"
             )
-
-
-class Objective:
-    """The perceptual loss (impasto.losses.perceptual_loss) at one scale, targets precomputed."""
-
-    def __init__(self, backbone, network, content, styles, blend, config, content_layers,
-                 style_layers, autocast, channels_last, regions=None) -> None:  # fmt: skip
-        # ``network`` (possibly torch.compile'd) runs the optimised image; the targets use the
-        # plain ``backbone`` so a compiled network is compiled once per scale, not three times.
-        self.backbone, self.network = backbone, network
-        self.autocast, self.channels_last = autocast, channels_last
-        masked = regions is not None  # label masks: the style loss region by region instead
-        self.weights = losses.LossWeights(config.content_weight, 0.0 if masked else
-                                          config.style_weight, config.tv_weight)  # fmt: skip
-        self.style_layers = dict(style_layers)
-        self.extras = []  # (name, weight, term(image, features))
-        if config.photorealistic:
-            regulariser = photoreal.MattingRegulariser(content)
-            self.extras.append(("photorealism", config.photorealism_weight,
-                                lambda image, features: regulariser(image)))  # fmt: skip
-        self.layers = sorted(set(content_layers) | set(self.style_layers))
-        self.prior: tuple[float, torch.Tensor, torch.Tensor] | None = None
-        with torch.no_grad():
-            content_features = self._features(content)
-            self.content_targets = {k: content_features[k] for k in content_layers}
-            style_features = [self._features(image) for image in styles]
-            self.style_targets = losses.blended_grams(style_features, blend, self.style_layers)
-            if masked:
-                content_masks, style_masks = regions
-                if style_masks is None:  # --mask: style i's whole Gram within mask i
-                    targets = {name: [losses.gram_matrix(f[name]) for f in style_features]
-                               for name in self.style_layers}  # fmt: skip
-                else:  # label masks: the style image's region of each label
-                    targets = photoreal.masked_grams(style_features[0], style_masks,
-                                                     self.style_layers)  # fmt: skip
-                layers = self.style_layers
-
-                def masked_style(image, features):
-                    return photoreal.masked_style_loss(features, content_masks, targets, layers)
-
-                self.extras.append(("masked style", config.style_weight, masked_style))
-
-    def _features(self, image: torch.Tensor, network=None) -> dict[str, torch.Tensor]:
-        if self.channels_last:
-            # A copy in the layout cuDNN prefers; the optimised image itself stays contiguous
-            # because torch.optim.LBFGS flattens gradients with .view(-1).
-            image = image.contiguous(memory_format=torch.channels_last)
-        with self.autocast():
-            # ``is None``, not ``or``: a compiled module forwards __len__ and has no truth value.
-            network = self.backbone if network is None else network
-            features = network(image, self.layers)
-        return {k: v.float() for k, v in features.items()}
-
-    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        features = self._features(image, self.network)
-        extra = {name: (weight, term(image, features)) for name, weight, term in self.extras}
-        if self.prior is not None:  # a video frame after the first (impasto.temporal)
-            weight, target, mask = self.prior
-            extra["temporal"] = (weight, losses.temporal_loss(image, target, mask))
-        return losses.perceptual_loss(image, features, self.content_targets, self.style_targets,
-                                      self.style_layers, self.weights, extra)  # fmt: skip
 
 
 def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
@@ -275,16 +229,22 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     steps = config.steps
     if prior is not None:
         sizes, steps = sizes[-1:], temporal_steps(config.steps)
-    total_steps = steps * len(sizes)
+    height, width = content.shape[-2:]
+    budget = memory_budget(config.max_memory, device)
+    shapes = [long_side_shape(height, width, size) for size in sizes]
+    tile_cores = [tile_core(*shape, budget, config) for shape in shapes]
+    counts = [1 if core is None else len(tiled_refinement.windows(*shape, core))
+              for shape, core in zip(shapes, tile_cores, strict=True)]  # fmt: skip
+    total_steps = steps * sum(counts)
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     image = None
     step_count = 0
-    budget: _Budget | None = None
+    watched: EvaluationBudget | None = None  # the whole picture's, when a scale runs whole
 
     def so_far() -> StyleResult | None:
         """The best image yet, at the output's size: what a stop keeps."""
-        best = budget.best_image if budget is not None else None
+        best = watched.best_image if watched is not None else None
         best = best if best is not None else image
         if best is None:
             return None
@@ -294,84 +254,116 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         ).clamp(0, 1)
         picture = color.preserve_colors(picture, final, config.preserve_color).clamp(0, 1)
         details = {"scale_sizes": sizes, "stopped_at_step": step_count, "steps": total_steps}
-        seconds = time.perf_counter() - started
-        return StyleResult(
-            picture,
-            method="gatys",
-            history=list(history),
-            details=details,
-            backbone=backbone.name,
-            device=str(device),
-            seconds=seconds,
-        )
+        return StyleResult(picture, method="gatys", history=list(history), details=details,
+                           backbone=backbone.name, device=str(device),
+                           seconds=time.perf_counter() - started)  # fmt: skip
+
+    def optimised(start, objective, stage, whole=True):
+        """``start`` after ``steps`` evaluations of ``objective``, each recorded and reported
+        (``whole``: ``start`` is the whole picture, what a stop keeps)."""
+        nonlocal step_count, watched
+        image = start.detach().contiguous().requires_grad_(True)
+        budget = EvaluationBudget(steps)
+        watched = budget if whole else None
+
+        def evaluate():
+            nonlocal step_count
+            budget.spend()
+            total, terms = objective(image)
+            total.backward()
+            budget.offer(total, image)
+            step_count += 1
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            if not math.isfinite(values["total"]):
+                raise InputError(
+                    f"the loss is not a finite number at step {step_count} "
+                    f"({values['total']}): the weights are too large (--content-weight, "
+                    "--style-weight, --tv-weight)"
+                )
+            history.append(values)
+            preview = None
+            if config.save_every and step_count % config.save_every == 0 and whole:
+                preview = image.detach().float().clamp(0, 1).cpu().clone()
+            report(progress, ProgressEvent(stage, step_count, total_steps, values, preview))
+            return total
+
+        optimise(image, evaluate, steps, budget, optimizer=config.optimizer,
+                 learning_rate=config.learning_rate)  # fmt: skip
+        return image.detach()
 
     with partial_kept_on_stop(so_far):
-        for scale_index, size in enumerate(sizes):
+        for scale_index, (size, core) in enumerate(zip(sizes, tile_cores, strict=True)):
             content_here = resize_long_side(content, size)
             styles_here = [resize_long_side(s, max(16, round(size * config.style_scale)))
                            for s in styles]  # fmt: skip
-            objective = Objective(backbone, network, content_here, styles_here, blend, config,
-                                  content_layers, style_layers, mixed,
-                                  channels_last=device.type == "cuda", regions=regions)  # fmt: skip
+            shape = content_here.shape[-2:]
             if prior is not None:
-                objective.prior = (temporal_weight(prior.strength), prior.image.to(device),
-                                   prior.reliable.to(device))  # fmt: skip
-                reliable = objective.prior[2]
-                image = reliable * objective.prior[1] + (1 - reliable) * content_here
+                prior_here = (temporal_weight(prior.strength), prior.image.to(device),
+                              prior.reliable.to(device))  # fmt: skip
+                reliable = prior_here[2]
+                image = reliable * prior_here[1] + (1 - reliable) * content_here
             elif image is None:
                 if config.init == "noise":
                     image = torch.rand(content_here.shape, generator=generator).to(device)
                 else:
                     image = content_here.clone()
             else:
-                image = F.interpolate(image, size=content_here.shape[-2:], mode="bicubic",
+                image = F.interpolate(image, size=shape, mode="bicubic",
                                       align_corners=False).clamp(0, 1)  # fmt: skip
-            image = image.detach().contiguous().requires_grad_(True)
+            masks_here = None
+            if regions is not None and core is not None:  # cropped with the tiles
+                masks_here = list(masks_at(regions[0], tuple(shape)).split(1))
             stage = f"scale {scale_index + 1}/{len(sizes)} ({size} px)"
             report(progress, ProgressEvent(stage, step_count, total_steps, kind="stage"))
+            build = functools.partial(Objective, backbone, network, styles=styles_here,
+                                      blend=blend, config=config, content_layers=content_layers,
+                                      style_layers=style_layers, autocast=mixed,
+                                      channels_last=device.type == "cuda")  # fmt: skip
+            tiles = None if core is None else tiled_refinement.windows(*shape, core)
+            fades = None if core is None else [tiled_refinement.fade(tile, *shape)
+                                               for tile in tiles]  # fmt: skip
+            objective_for = ScaleObjectives(build, content_here, regions, masks_here,
+                                            prior_here if prior is not None else None,
+                                            tiles, fades)  # fmt: skip
+            if tiles is None:
+                image = optimised(image, objective_for(), stage)
+                continue
+            style_features = functools.partial(
+                network_features, backbone, layers=list(style_layers), autocast=mixed,
+                channels_last=device.type == "cuda",
+            )  # fmt: skip
+            grams = objective_for.grams
+            with torch.no_grad():  # the whole picture's Gram matrices, core by core
+                for tile in tiles:
+                    pixels = image[..., tile.top : tile.bottom, tile.left : tile.right]
+                    grams.measure_core(style_features(pixels), tile)
 
-            budget = _Budget(steps)
+            def refine(pixels, index, stage=stage, objective_for=objective_for, tiles=tiles,
+                       style_features=style_features, grams=grams, fades=fades):  # fmt: skip
+                with torch.no_grad():
+                    grams.start(style_features(pixels), fades[index])
+                where = f"{stage}, tile {index + 1}/{len(tiles)}"
+                result = optimised(pixels, objective_for(index), where, whole=False)
+                with torch.no_grad():
+                    grams.finish(style_features(result), fades[index])
+                return result
 
-            def evaluate(image=image, objective=objective, stage=stage, budget=budget):
-                """One loss evaluation (forward + backward); records and reports it."""
-                nonlocal step_count
-                budget.spend()
-                total, terms = objective(image)
-                total.backward()
-                budget.offer(total, image)
-                step_count += 1
-                values = {k: float(v.detach()) for k, v in terms.items()}
-                if not math.isfinite(values["total"]):
-                    raise InputError(
-                        f"the loss is not a finite number at step {step_count} "
-                        f"({values['total']}): the weights are too large (--content-weight, "
-                        "--style-weight, --tv-weight)"
-                    )
-                history.append(values)
-                preview = None
-                if config.save_every and step_count % config.save_every == 0:
-                    preview = image.detach().float().clamp(0, 1).cpu().clone()
-                report(progress, ProgressEvent(stage, step_count, total_steps, values, preview))
-                return total
-
-            try:
-                _optimize(config, image, evaluate, steps)
-            except _BudgetSpent:
-                pass
-            with torch.no_grad():
-                image.copy_(budget.best_image).clamp_(0, 1)
+            tiled_refinement.refine_in_tiles(image, refine, tiles)
 
     result = image.detach().float().contiguous().cpu()
     result = color.preserve_colors(result, content.cpu(), config.preserve_color)
-    return StyleResult(
-        image=result.clamp(0, 1),
-        method="gatys",
-        history=history,
-        backbone=backbone.name,
-        device=str(device),
-        seconds=time.perf_counter() - started,
-        details={"scale_sizes": sizes},
-    )
+    return StyleResult(image=result.clamp(0, 1), method="gatys", history=history,
+                       backbone=backbone.name, device=str(device),
+                       seconds=time.perf_counter() - started,
+                       details={"scale_sizes": sizes, "tiles": counts})  # fmt: skip
+
+
+def tile_core(height: int, width: int, budget: int | None, config: GatysConfig) -> int | None:
+    """The largest tile core with which a ``height`` x ``width`` scale fits in ``budget`` bytes
+    (None: it runs whole)."""
+    per_pixel = BYTES_PER_PIXEL + (PHOTOREAL_BYTES_PER_PIXEL if config.photorealistic else 0)
+    fixed = FIXED_BYTES + height * width * PICTURE_BYTES_PER_PIXEL
+    return tiled_refinement.largest_core(height, width, budget, per_pixel, fixed)
 
 
 class GatysMethod(Method):
@@ -390,6 +382,8 @@ class GatysMethod(Method):
             raise InputError("--mask and --content-mask/--style-mask: give one or the other")
         if config.mask is not None and style_count and len(config.mask) != style_count:
             raise InputError(f"--mask: {len(config.mask)} mask(s) for {style_count} style image(s)")
+        if config.max_memory is not None:
+            parse_memory(config.max_memory)
         if config.weights is not None:
             path = Path(config.weights).expanduser()
             if not path.is_file():
@@ -435,63 +429,3 @@ def temporal_steps(steps: int) -> int:
     """Steps for a frame after the first: it starts from the warped previous frame, so it
     needs fewer (half, at least 10, at most ``steps``)."""
     return min(steps, max(10, steps // 2))
-
-
-class _BudgetSpent(Exception):
-    """Raised by the loss closure once a scale's evaluations are used up."""
-
-
-class _Budget:
-    """Counts a scale's loss evaluations and keeps the best image seen.
-
-    L-BFGS's line search may ask for one evaluation more than ``max_eval``; the budget stops it
-    exactly at ``steps``. The best evaluated image is kept, since the last iterate of a line
-    search is not always the best one.
-    """
-
-    def __init__(self, steps: int) -> None:
-        self.left = steps
-        self.best_loss = float("inf")
-        self.best_image: torch.Tensor | None = None
-
-    def spend(self) -> None:
-        if self.left <= 0:
-            raise _BudgetSpent
-        self.left -= 1
-
-    def offer(self, loss: torch.Tensor, image: torch.Tensor) -> None:
-        value = float(loss.detach())
-        if value < self.best_loss or self.best_image is None:
-            self.best_loss = value
-            self.best_image = image.detach().clone()
-
-
-def _optimize(config: GatysConfig, image: torch.Tensor, evaluate, steps: int) -> None:
-    """Run ``steps`` loss evaluations of L-BFGS or Adam on ``image`` in place.
-
-    ``evaluate`` raises _BudgetSpent when the evaluations are used up (handled by the caller).
-    L-BFGS runs as one call (max_iter = max_eval = steps) so no evaluation is wasted: calling it
-    one iteration at a time re-evaluates the loss at the start of every call. The image is
-    clamped to [0, 1] when the scale ends rather than between L-BFGS iterations, which would
-    break its curvature estimates. Adam clamps after every step.
-    """
-    if config.optimizer == "lbfgs":
-        optimizer = torch.optim.LBFGS(
-            [image], lr=config.learning_rate or 1.0, max_iter=steps,
-            max_eval=steps, history_size=50, tolerance_grad=-1.0,
-            tolerance_change=-1.0, line_search_fn="strong_wolfe",
-        )  # fmt: skip
-
-        def closure():
-            optimizer.zero_grad(set_to_none=True)
-            return evaluate()
-
-        optimizer.step(closure)
-        return
-    optimizer = torch.optim.Adam([image], lr=config.learning_rate or 0.02)
-    for _ in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        evaluate()
-        optimizer.step()
-        with torch.no_grad():
-            image.clamp_(0, 1)
