@@ -146,3 +146,44 @@ def test_a_mask_per_style_is_counted(tmp_path):
     with pytest.raises(InputError, match="1 mask"):
         impasto.stylize(torch.rand(1, 3, 20, 20), [torch.rand(1, 3, 8, 8)] * 2, method="color",
                         mask=[torch.ones(1, 1, 20, 20)])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mode", "space", "largest", "mean"),
+    [
+        ("histogram", "lab", 0.01, 1e-4),
+        # in RGB the 8-bit photo has runs of equal values: the whole-picture ranks spread each
+        # run in reading order, the bands give it one rank; on average they agree
+        ("histogram", "rgb", 0.07, 0.003),
+        ("meancov", "lab", 1e-5, 1e-7),
+        ("meancov", "rgb", 1e-5, 1e-7),
+    ],
+)
+def test_a_photo_recoloured_in_bands_is_the_whole_photo_recoloured(mode, space, largest, mean):
+    """Large photos are recoloured in bands of rows (bounded memory), their statistics gathered
+    over every band first: the bands give what the whole picture gives."""
+    photo = load_image(ASSETS / "washington_monument.jpg").rgb
+    palette = palette_of([load_image(ASSETS / "vangogh_bedroom_in_arles.jpg").rgb], [1.0], space)
+    config = ColorConfig(mode=mode, space=space)
+    whole = transfer(photo, palette, config)
+    bands = color_method.transfer_in_bands(photo, palette, config, rows=97)
+    assert float((whole - bands).abs().max()) <= largest
+    assert float((whole - bands).abs().mean()) <= mean
+    assert float((whole - photo).abs().mean()) > 0.05  # and it did recolour
+
+
+def test_photos_over_the_band_limit_go_through_in_bands(monkeypatch):
+    calls = []
+    monkeypatch.setattr(color_method, "BAND_PIXELS", 40 * 60)
+    real = color_method.transfer_in_bands
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(color_method, "transfer_in_bands", counted)
+    palette = palette_of([smooth_image(1, 0.2, 0.9)], [1.0], "lab")
+    transfer(smooth_image(2, 0.1, 0.6, size=(40, 60)), palette, ColorConfig())
+    assert calls == []
+    transfer(smooth_image(2, 0.1, 0.6, size=(41, 60)), palette, ColorConfig())
+    assert calls == [1]
