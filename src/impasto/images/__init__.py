@@ -9,10 +9,12 @@ writes, 8-bit PNG/JPEG/WebP, 16-bit TIFF), resizes, and draws labelled contact s
 - ``encode``: save_image, check_output_path, OUTPUT_FORMATS, to_pil
 - ``resize``: resize_to, resize_long_side, long_side_shape
 - ``sheet``: draw_sheet, sheet_size
+- ``plot``: draw_curve (a small line chart)
 """
 
 from .decode import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, LoadedImage, load_image, pixel_cap
 from .encode import OUTPUT_FORMATS, check_output_path, save_image, to_pil
+from .plot import draw_curve
 from .resize import long_side_shape, resize_long_side, resize_to
 from .sheet import draw_sheet, sheet_size
 
@@ -22,6 +24,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "LoadedImage",
     "check_output_path",
+    "draw_curve",
     "draw_sheet",
     "load_image",
     "long_side_shape",
