@@ -191,9 +191,9 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
     other.add_argument(
         "--auto",
         action="store_true",
-        help="first tune the method's main setting for this photo and style (gatys: "
-        "--style-weight; adain, wct, photo: --alpha) at 256 px, as `impasto tune` does, and "
-        "print the curve",
+        help="first tune the method's main setting for this photo and style (gatys: its style "
+        "weight; adain, wct, photo: alpha) at 256 px, as `impasto tune` does, and print the "
+        "curve",
     )
     other.add_argument(
         "--target",
