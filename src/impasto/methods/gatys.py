@@ -21,7 +21,8 @@ Departures from the paper, and why:
 - On CUDA the backbone runs under bf16 autocast with channels_last; Gram matrices and losses
   stay in float32.
 - A scale too large for ``max_memory`` is optimised tile by tile (impasto.tiled_refinement),
-  every tile matching the same style targets, from the whole style images at that scale.
+  each tile against the whole picture's style loss (impasto.perceptual.TiledGrams) and faded
+  into its neighbours, so the tiles share one style and no seam shows.
 """
 
 from __future__ import annotations
