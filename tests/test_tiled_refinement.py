@@ -55,7 +55,7 @@ def test_refining_tiles_fades_each_window_in_without_a_step():
     tiles = windows(700, 1000, 300)
     seen = []
 
-    def refine(pixels, index):
+    def refine(pixels, index, _weight):
         seen.append(pixels.clone())
         return torch.full_like(pixels, float(index + 1))
 

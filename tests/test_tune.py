@@ -129,3 +129,11 @@ def test_the_python_api_tunes_too(monkeypatch):
     assert result.config.alpha == found["chosen"]
     best = max(found["curve"], key=lambda point: (2 * point["style"] + point["structure"]) / 3)
     assert found["chosen"] == best["value"]
+
+
+def test_the_clis_copies_of_the_tables_match_the_library():
+    """The CLI names the tunable methods and targets without importing torch: same tables."""
+    from impasto.cli import tune as tune_command
+
+    assert tune_command.TUNABLE == tuple(tune.SEARCHES)
+    assert tune_command.TARGET_CHOICES == tune.TARGET_CHOICES

@@ -155,19 +155,19 @@ class TiledGrams:
 
 
 class ScaleObjectives:
-    """The objectives of one scale: of the whole picture, or of one of its ``tiles`` (their
-    windows faded in, ``fades``), sharing one set of style targets; a tile's style loss is the
-    whole picture's (TiledGrams), its weight divided by the window's share of the picture so
+    """The objectives of one scale: of the whole picture, or of one of its ``tiles`` (its window
+    written with the weights ``fade``), sharing one set of style targets; a tile's style loss is
+    the whole picture's (TiledGrams), its weight divided by the window's share of the picture so
     that the terms keep their balance."""
 
-    def __init__(self, build, content, regions, masks, prior, tiles=None, fades=None) -> None:
+    def __init__(self, build, content, regions, masks, prior, tiles=None) -> None:
         # build(content, regions=, targets=) -> Objective; masks: the content's region masks at
         # this scale, to crop (None: the whole picture's); prior: (weight, target, reliable)
         self.build, self.content, self.regions = build, content, regions
         self.masks, self.prior, self.targets = masks, prior, None
-        self.tiles, self.fades, self.grams = tiles, fades, TiledGrams()
+        self.tiles, self.grams = tiles, TiledGrams()
 
-    def __call__(self, index: int | None = None) -> Objective:
+    def __call__(self, index: int | None = None, fade: torch.Tensor | None = None) -> Objective:
         height, width = self.content.shape[-2:]
         tile = None if index is None else self.tiles[index]
         top, bottom, left, right = (0, height, 0, width) if tile is None else tile.window
@@ -184,8 +184,8 @@ class ScaleObjectives:
             weight, target, reliable = self.prior
             objective.prior = (weight, crop(target), crop(reliable))
         if tile is not None:
-            objective.gram = self.grams.gram(self.fades[index])
-            share = float(self.fades[index].sum()) / (height * width)
+            objective.gram = self.grams.gram(fade)
+            share = float(fade.sum()) / (height * width)
             weights = objective.weights
             objective.weights = dataclasses.replace(weights, style=weights.style / share)
         return objective

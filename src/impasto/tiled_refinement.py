@@ -117,20 +117,21 @@ def fade(tile: Tile, height: int, width: int, discard: int = DISCARD) -> torch.T
 
 def refine_in_tiles(
     canvas: torch.Tensor,
-    refine: Callable[[torch.Tensor, int], torch.Tensor],
+    refine: Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor],
     tiles: list[Tile],
     *,
     discard: int = DISCARD,
 ) -> None:
     """Refine ``canvas`` (1, C, H, W) in place, tile by tile (``windows``): ``refine(pixels,
-    index)`` returns the window's pixels optimised. It is written over the core, and faded in
+    index, weight)`` returns the window's pixels optimised, ``weight`` (h, w) being how they
+    will be written (``fade``). It is written over the core, and faded in
     over the margins (weight 0 over the ``discard`` pixels at an inner edge, then rising to 1 at
     the core): over the top and left margins, which earlier cores finished, the fade is the
     seam's blend; over the bottom and right ones, it is where the next windows start from."""
     height, width = canvas.shape[-2:]
     for index, tile in enumerate(tiles):
         top, bottom, left, right = tile.window
-        refined = refine(canvas[..., top:bottom, left:right].clone(), index)
         weight = fade(tile, height, width, discard).to(canvas)
+        refined = refine(canvas[..., top:bottom, left:right].clone(), index, weight)
         window = canvas[..., top:bottom, left:right]
         window.mul_(1 - weight).add_(refined * weight)

@@ -35,6 +35,7 @@ from .args import (
 )
 from .stylize_clip import add_clip_flags, is_clip_job, run_clip
 from .terminal import ProgressView, Terminal
+from .tune import TARGET_CHOICES
 
 if TYPE_CHECKING:  # the library imports torch: only when the command runs
     from ..batch import Job
@@ -42,7 +43,6 @@ if TYPE_CHECKING:  # the library imports torch: only when the command runs
     from ..provenance import Recipe
 
 FORMAT_CHOICES = ("png", "jpg", "webp", "tif")  # impasto.batch.FORMAT_CHOICES (no torch here)
-TARGET_CHOICES = ("balanced", "stronger", "subtle")  # impasto.tune.TARGET_CHOICES
 
 
 def chosen_method(argv: Sequence[str], record: dict | None = None) -> str:

@@ -208,6 +208,28 @@ def palette_of(styles: Sequence[torch.Tensor], weights: Sequence[float], space: 
     return Palette(mean, covariance, quantiles)
 
 
+def _linear_map(covariance: torch.Tensor, palette: Palette) -> torch.Tensor:
+    """The Monge-Kantorovitch matrix T (module docstring) from a photo's colour ``covariance``
+    (ridge included) to the palette's."""
+    root, inverse_root = _root(covariance, 0.5), _root(covariance, -0.5)
+    return inverse_root @ _root(root @ palette.covariance @ root, 0.5) @ inverse_root
+
+
+def _from_ranks(ranks: torch.Tensor, count: int, palette: Palette) -> torch.Tensor:
+    """Each channel's values at ``ranks`` (3, N) among ``count`` pixels, read from the palette's
+    quantile functions (linear interpolation between their points)."""
+    position = ranks / max(1, count - 1) * (QUANTILES - 1)
+    index = position.floor().long().clamp(0, QUANTILES - 2)
+    fraction = (position - index).clamp(0, 1)
+    return (palette.quantiles.gather(1, index) * (1 - fraction)
+            + palette.quantiles.gather(1, index + 1) * fraction)  # fmt: skip
+
+
+def _blended_rgb(values: torch.Tensor, moved: torch.Tensor, config: ColorConfig) -> torch.Tensor:
+    """``config.strength`` of the way from ``values`` to ``moved``, back to RGB in [0, 1]."""
+    return from_space(values + config.strength * (moved - values), config.space).clamp(0, 1)
+
+
 def transfer(content: torch.Tensor, palette: Palette, config: ColorConfig) -> torch.Tensor:
     """``content`` (1, 3, H, W) in [0, 1] recoloured with ``palette`` -> (1, 3, H, W) in [0, 1];
     in bands of rows above BAND_PIXELS (``transfer_in_bands``)."""
@@ -217,24 +239,15 @@ def transfer(content: torch.Tensor, palette: Palette, config: ColorConfig) -> to
     if config.mode == "meancov":
         mean, covariance = _mean_covariance(values)
         covariance = covariance + RIDGE * torch.eye(3, dtype=torch.float64)
-        root, inverse_root = _root(covariance, 0.5), _root(covariance, -0.5)
-        middle = _root(root @ palette.covariance @ root, 0.5)
-        moved = inverse_root @ middle @ inverse_root @ (values - mean) + palette.mean
+        moved = _linear_map(covariance, palette) @ (values - mean) + palette.mean
     else:
-        moved = torch.empty_like(values)
         count = values.shape[1]
+        ranks = torch.empty_like(values)
         for channel in range(3):
             order = torch.argsort(values[channel], stable=True)
-            ranks = torch.empty(count, dtype=torch.float64)
-            ranks[order] = torch.arange(count, dtype=torch.float64)
-            position = ranks / max(1, count - 1) * (QUANTILES - 1)
-            low = position.floor().long().clamp(max=QUANTILES - 2)
-            fraction = position - low
-            table = palette.quantiles[channel]
-            moved[channel] = table[low] * (1 - fraction) + table[low + 1] * fraction
-    blended = values + config.strength * (moved - values)
-    rgb = from_space(blended, config.space).clamp(0, 1)
-    return rgb.reshape(content.shape).to(content.dtype)
+            ranks[channel, order] = torch.arange(count, dtype=torch.float64)
+        moved = _from_ranks(ranks, count, palette)
+    return _blended_rgb(values, moved, config).reshape(content.shape).to(content.dtype)
 
 
 def transfer_in_bands(content: torch.Tensor, palette: Palette, config: ColorConfig,
@@ -260,8 +273,7 @@ def transfer_in_bands(content: torch.Tensor, palette: Palette, config: ColorConf
             outer += values @ values.T
         mean = total / count
         covariance = outer / count - mean @ mean.T + RIDGE * torch.eye(3, dtype=torch.float64)
-        root, inverse_root = _root(covariance, 0.5), _root(covariance, -0.5)
-        linear = inverse_root @ _root(root @ palette.covariance @ root, 0.5) @ inverse_root
+        linear = _linear_map(covariance, palette)
     else:
         low = torch.full((3,), float("inf"), dtype=torch.float64)
         high = torch.full((3,), float("-inf"), dtype=torch.float64)
@@ -290,13 +302,8 @@ def transfer_in_bands(content: torch.Tensor, palette: Palette, config: ColorConf
             bins = place.long().clamp(0, RANK_BINS - 1)
             within = (place - bins).clamp(0, 1)
             ranks = below.gather(1, bins) + within * counts.gather(1, bins)
-            position = ranks / max(1, count - 1) * (QUANTILES - 1)
-            index = position.floor().long().clamp(0, QUANTILES - 2)
-            fraction = (position - index).clamp(0, 1)
-            moved = (palette.quantiles.gather(1, index) * (1 - fraction)
-                     + palette.quantiles.gather(1, index + 1) * fraction)  # fmt: skip
-        blended = values + config.strength * (moved - values)
-        rgb = from_space(blended, config.space).clamp(0, 1)
+            moved = _from_ranks(ranks, count, palette)
+        rgb = _blended_rgb(values, moved, config)
         output[..., top:bottom, :] = rgb.reshape(1, 3, bottom - top, width).to(content.dtype)
     return output
 

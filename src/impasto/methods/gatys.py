@@ -321,11 +321,9 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
                                       style_layers=style_layers, autocast=mixed,
                                       channels_last=device.type == "cuda")  # fmt: skip
             tiles = None if core is None else tiled_refinement.windows(*shape, core)
-            fades = None if core is None else [tiled_refinement.fade(tile, *shape)
-                                               for tile in tiles]  # fmt: skip
             objective_for = ScaleObjectives(build, content_here, regions, masks_here,
                                             prior_here if prior is not None else None,
-                                            tiles, fades)  # fmt: skip
+                                            tiles)  # fmt: skip
             if tiles is None:
                 image = optimised(image, objective_for(), stage)
                 continue
@@ -339,14 +337,14 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
                     pixels = image[..., tile.top : tile.bottom, tile.left : tile.right]
                     grams.measure_core(style_features(pixels), tile)
 
-            def refine(pixels, index, stage=stage, objective_for=objective_for, tiles=tiles,
-                       style_features=style_features, grams=grams, fades=fades):  # fmt: skip
+            def refine(pixels, index, fade, stage=stage, objective_for=objective_for, tiles=tiles,
+                       style_features=style_features, grams=grams):  # fmt: skip
                 with torch.no_grad():
-                    grams.start(style_features(pixels), fades[index])
+                    grams.start(style_features(pixels), fade)
                 where = f"{stage}, tile {index + 1}/{len(tiles)}"
-                result = optimised(pixels, objective_for(index), where, whole=False)
+                result = optimised(pixels, objective_for(index, fade), where, whole=False)
                 with torch.no_grad():
-                    grams.finish(style_features(result), fades[index])
+                    grams.finish(style_features(result), fade)
                 return result
 
             tiled_refinement.refine_in_tiles(image, refine, tiles)
