@@ -16,7 +16,7 @@ from impasto.decoders import build_decoders, load_decoders, save_decoders
 from impasto.errors import InputError
 from impasto.images import resize_to
 from impasto.methods.registry import load_method
-from impasto.metrics.pixels import ssim
+from impasto.metrics.pixels import color_distance, ssim
 from impasto.model_folder import shipped_models
 
 ASSETS = impasto.__path__[0] + "/assets/"
@@ -106,6 +106,30 @@ def test_the_result_takes_the_style_photos_colours_and_keeps_more_structure_than
     assert red > green + 0.2 and red > blue + 0.2
     painted = impasto.stylize(content, [red_grade], method="wct", device="cpu")
     assert ssim(result.image, content) > ssim(painted.image, content) + 0.1
+
+
+def test_the_grade_brings_the_colours_nearer_the_look_without_losing_the_structure():
+    content = photo(192, 256)
+    look = two_colour_style((0.85, 0.55, 0.2), (0.3, 0.15, 0.1), 128, 128)  # warm, two tones
+    plain = impasto.stylize(content, [look], method="photo", grade=False, device="cpu").image
+    graded = impasto.stylize(content, [look], method="photo", device="cpu").image
+    assert color_distance(graded, look) < 0.8 * color_distance(plain, look)
+    assert ssim(graded, content) > 0.6
+
+
+def test_a_night_look_is_taken_as_far_as_the_structure_floor_allows():
+    day = photo(192, 256)
+    night = day.flip(-1) * torch.tensor([0.12, 0.14, 0.3])[:, None, None]  # dark and blue
+    guarded = impasto.stylize(day, [night], method="photo", device="cpu")
+    whole = impasto.stylize(day, [night], method="photo", structure=0.0, device="cpu")
+    assert ssim(whole.image, day) < 0.6  # the whole look loses the photo...
+    assert 0 < guarded.details["structure"]["look_taken"] < 1  # ...so only part is taken
+    assert ssim(guarded.image, day) == pytest.approx(0.6, abs=0.01)
+    assert guarded.details["structure"]["ssim"] == pytest.approx(ssim(guarded.image, day),
+                                                                 abs=0.01)  # fmt: skip
+    assert whole.details["structure"]["look_taken"] == 1.0
+    brightness = guarded.image.mean()
+    assert night.mean() < brightness < day.mean()  # on the way to night
 
 
 def test_each_labelled_region_takes_only_its_matching_regions_look(tmp_path):

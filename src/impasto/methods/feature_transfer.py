@@ -104,7 +104,7 @@ class TransferRunner(Prepared):
 
     def __init__(self, method: str, config: TransferConfig, model: DecoderModel,
                  styles: Sequence[torch.Tensor], notify: Notify | None) -> None:  # fmt: skip
-        self.method, self.model = method, model
+        self.method, self.model, self.notify = method, model, notify
         shipped = model.path.resolve().parent == MODELS_DIR.resolve()
         # the config as it runs: the decoder named (the shipped default too), for provenance
         self.config = dataclasses.replace(config, decoder=model.name if shipped else

@@ -13,9 +13,18 @@ Stylise (``PhotoRunner.transfer``), in one pass:
   3. Decode once with the detail-keeping decoder (impasto.nn.skip_decoder): the deepest
      level's features, the skip levels' joining at their resolution, so edges stay where the
      photo has them.
-  4. Smoothing (impasto.smoothing): pixels with similar colours in the photo are made alike
+  4. Grade (impasto.grading, ``--grade``, on by default): the decoded picture's colour
+     distribution is moved onto the style photo's (Pitié et al.'s iterative distribution
+     transfer: tones and colours, not only their means and covariances), ``alpha`` of the way;
+     with label masks or --mask, region by region. WCT matches feature statistics, which do
+     not pin down the pixels' colours when the two scenes differ (docs/photo.md).
+  5. Smoothing (impasto.smoothing): pixels with similar colours in the photo are made alike
      again in the result: ``fast`` a guided filter with the photo as the guide, ``exact`` the
-     closed-form matting-affinity solution of the PhotoWCT paper, or ``none``.
+     closed-form matting-affinity solution of the PhotoWCT paper, or ``none``. It also
+     removes the grain a per-pixel grade can leave (Pitié et al.'s "re-graining").
+  6. Structure (impasto.structure, ``--structure``): a look that would take the result's
+     luminance SSIM against the photo below the floor (0.6: day to night does) is taken only
+     as far as keeps it; ``result.details["structure"]`` says how much was taken.
 
 Decoder (``decoder_loss``): trained to reconstruct photos from their features at every level,
 no style image: L = ||D(E(c)) - c||^2 + w * sum_l ||E_l(D(E(c))) - E_l(c)||^2 / n.
@@ -38,7 +47,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .. import losses
+from .. import grading, losses
 from ..config import option
 from ..errors import InputError
 from ..images import resize_to
@@ -46,7 +55,9 @@ from ..model_folder import shipped_models
 from ..progress import ProgressCallback, ProgressEvent, report
 from ..regions import masks_at
 from ..smoothing import SMOOTHING_CHOICES, exact_fits, smooth
+from ..structure import keep_structure
 from ..whitening import colour_transform, style_statistics, whiten_and_colour
+from .base import StyleResult
 from .feature_transfer import TransferConfig, TransferMethod, TransferRunner
 
 PHOTO_LEVELS = ("block5_expand", "block3_expand", "stem")
@@ -80,6 +91,19 @@ class PhotoConfig(TransferConfig):
     style_mask: str | None = option(
         None, "a label image of the style photo, for --content-mask", metavar="LABELS"
     )
+    grade: bool = option(
+        True,
+        "after decoding, move the picture's colour distribution onto the style photo's "
+        "(a colour grade: tones and colours, region by region with label masks)",
+    )
+    structure: float = option(
+        0.6,
+        "the least of the photo's structure to keep (luminance SSIM against the photo): a "
+        "look that would take the result below it is taken only as far as it keeps it; 0 "
+        "takes the whole look",
+        min=0.0,
+        max=1.0,
+    )
 
 
 class PhotoRunner(TransferRunner):
@@ -93,8 +117,10 @@ class PhotoRunner(TransferRunner):
             self.style_stats.append({level: style_statistics(features[level])
                                      for level in self.levels})  # fmt: skip
         self.regions = None  # with label masks: [(content mask, {level: stats}), ...]
+        self.region_colours = None  # with label masks: each style region's colour sample
         if self.config.content_mask is not None:
             self.regions = self.labelled_regions(styles[0])
+        self.colours = [grading.pixel_sample(style) for style in styles]
 
     def labelled_regions(self, style: torch.Tensor) -> list:
         """Each region's content mask and its style region's statistics at every level."""
@@ -107,6 +133,7 @@ class PhotoRunner(TransferRunner):
             content_rgb, self.config.style_mask, own_size, tuple(style.shape[-2:])
         )
         features = self.encode(style, self.levels)
+        self.region_colours = [grading.pixel_sample(style, region.style) for region in found]
         regions = []
         for region in found:
             stats = {}
@@ -150,7 +177,7 @@ class PhotoRunner(TransferRunner):
             from ..labels import check_aspect
 
             check_aspect("--content-mask", self.content_labels, tuple(content.shape[-2:]))
-        report(progress, ProgressEvent("photo: whitening, colouring, decoding", 1, 2))
+        report(progress, ProgressEvent("photo: whitening, colouring, decoding", 1, 4))
         return self.through(content, masks, self.levels, self.step, progress, "photo")
 
     def step(self, content: torch.Tensor, masks, whole) -> torch.Tensor:
@@ -171,8 +198,44 @@ class PhotoRunner(TransferRunner):
 
     def finish(self, image: torch.Tensor, content: torch.Tensor,
                progress: ProgressCallback | None) -> torch.Tensor:  # fmt: skip
-        report(progress, ProgressEvent(f"photo: smoothing ({self.config.smoothing})", 2, 2))
-        return smooth(content, image, self.config.smoothing)
+        """Grade (--grade), smooth (--smoothing), then keep the structure (--structure)."""
+        finished, self.looks = [], []
+        for picture, photo in zip(image, content, strict=True):
+            picture, photo = picture[None], photo[None]
+            if self.config.grade:
+                report(progress, ProgressEvent("photo: grading colours", 2, 4))
+                picture = self.graded(picture)
+            report(progress, ProgressEvent(f"photo: smoothing ({self.config.smoothing})", 3, 4))
+            picture = smooth(photo, picture, self.config.smoothing)
+            report(progress, ProgressEvent("photo: keeping the structure", 4, 4))
+            picture, share, structure = keep_structure(photo, picture, self.config.structure)
+            self.looks.append({"look_taken": round(share, 3), "ssim": round(structure, 4)})
+            if share < 1 and self.notify is not None:
+                self.notify(
+                    f"photo: {share:.0%} of the look taken, so the photo keeps its "
+                    f"structure (SSIM {structure:.2f}, --structure "
+                    f"{self.config.structure:g}; --structure 0 takes all of it)"
+                )
+            finished.append(picture)
+        return torch.cat(finished)
+
+    def graded(self, picture: torch.Tensor) -> torch.Tensor:
+        """The decoded picture's colours moved ``alpha`` of the way to the style photo's:
+        region by region (label masks, or --mask's styles), else to the styles' blend."""
+        masks = self.masks_for(tuple(picture.shape[-2:]))
+        if masks is not None:
+            references = self.region_colours if self.regions is not None else self.colours
+            return grading.grade_to(picture, references, [mask.cpu() for mask in masks],
+                                    self.config.alpha)  # fmt: skip
+        blend = torch.cat([colours[: max(1, round(weight * len(colours)))]
+                           for colours, weight in zip(self.colours, self.weights,
+                                                      strict=True)])  # fmt: skip
+        return grading.grade_to(picture, [blend], None, self.config.alpha)
+
+    def run(self, content: torch.Tensor, progress: ProgressCallback | None = None) -> StyleResult:
+        result = super().run(content, progress)
+        result.details["structure"] = self.looks[0] if len(self.looks) == 1 else self.looks
+        return result
 
 
 class PhotoMethod(TransferMethod):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,10 +15,37 @@ from .base import check_image, same_size, size_text
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The 1-D Gaussian (size,) that, applied along rows then columns, is SSIM's 2-D window."""
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]  # (1, 1, size, size)
+    return g / g.sum()
+
+
+def _luminance(image: torch.Tensor) -> torch.Tensor:
+    return rgb_to_yiq(image.double())[:, :1]
+
+
+def _local_means(*maps: torch.Tensor) -> list[torch.Tensor]:
+    """Each (1, 1, H, W) map blurred by SSIM's 11x11 Gaussian window (sigma 1.5), valid
+    convolution, all in one separable pass (the 2-D Gaussian is an outer product)."""
+    window = _gaussian_window().to(maps[0])
+    blurred = F.conv2d(F.conv2d(torch.cat(maps), window[None, None, :, None]),
+                       window[None, None, None])  # fmt: skip
+    return list(blurred[:, None])
+
+
+def _ssim_map(mu_x, mu_y, var_x, var_y, cov) -> torch.Tensor:
+    c1, c2 = 0.01**2, 0.03**2
+    numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    denominator = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return numerator / denominator
+
+
+def _check_pair(image: torch.Tensor, reference: torch.Tensor) -> None:
+    check_image(image, "image"), check_image(reference, "reference")
+    same_size(image, reference, "ssim")
+    if min(image.shape[-2:]) < 11:
+        raise InputError(f"ssim needs images of at least 11x11 pixels, got {size_text(image)}")
 
 
 def ssim(image: torch.Tensor, reference: torch.Tensor) -> float:
@@ -30,25 +58,29 @@ def ssim(image: torch.Tensor, reference: torch.Tensor) -> float:
 
     Range [-1, 1]; 1.0 for identical images; higher is better (more of the structure kept).
     """
-    image, reference = check_image(image, "image"), check_image(reference, "reference")
-    same_size(image, reference, "ssim")
-    if min(image.shape[-2:]) < 11:
-        raise InputError(f"ssim needs images of at least 11x11 pixels, got {size_text(image)}")
-    x = rgb_to_yiq(image.double())[:, :1]
-    y = rgb_to_yiq(reference.to(x).double())[:, :1]
-    window = _gaussian_window().to(x)
-    c1, c2 = 0.01**2, 0.03**2
+    _check_pair(image, reference)
+    x = _luminance(image)
+    y = _luminance(reference.to(image))
+    mu_x, mu_y, xx, yy, xy = _local_means(x, y, x * x, y * y, x * y)
+    return float(_ssim_map(mu_x, mu_y, xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y).mean())
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window)
 
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-    denominator = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    return float((numerator / denominator).mean())
+def blend_ssim(reference: torch.Tensor, changed: torch.Tensor) -> Callable[[float], float]:
+    """``share -> ssim(reference + share * (changed - reference), reference)``, from one pass
+    of local statistics: the blend's local means, variance and covariance with the reference
+    are polynomials in the share, so each call costs a few element-wise operations."""
+    _check_pair(changed, reference)
+    c = _luminance(reference)
+    d = _luminance(changed.to(reference)) - c
+    mu_c, mu_d, cc, dd, cd = _local_means(c, d, c * c, d * d, c * d)
+    var_c, var_d, cov_cd = cc - mu_c**2, dd - mu_d**2, cd - mu_c * mu_d
+
+    def at(share: float) -> float:
+        mu_x = mu_c + share * mu_d
+        var_x = var_c + 2 * share * cov_cd + share**2 * var_d
+        return float(_ssim_map(mu_x, mu_c, var_x, var_c, var_c + share * cov_cd).mean())
+
+    return at
 
 
 def _fibonacci_directions(count: int = 64) -> torch.Tensor:
