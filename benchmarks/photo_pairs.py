@@ -15,7 +15,8 @@ Scores, impasto's own pixel metrics (impasto.metrics.pixels):
   the look's colours is left.
 The bars (issue): ``ssim >= 0.6`` and ``color_ratio <= 0.5`` (colour distance to the look at
 most half the content's own). Per pair and variant: the scores, ``meets_ssim``, ``meets_color``,
-``meets_both``, ``seconds`` (the whole ``impasto.stylize`` call, preparing included); under
+``meets_both``, ``seconds`` (the whole ``impasto.stylize`` call, preparing included), for photo
+``look_taken`` (the share of the look its structure floor let through); under
 ``summary`` per variant: medians and means, and how many pairs meet each bar and both.
 
 The photos' licence is non-commercial research only: they are read where they are and never
@@ -138,6 +139,8 @@ def run_pair(number: int, data: Path, chosen: dict, quick: bool) -> tuple[dict, 
             "seconds": round(seconds, 3),
             "backbone": result.backbone,
         }
+        if "structure" in result.details:  # photo: how much of the look its floor let through
+            entry["results"][name]["look_taken"] = result.details["structure"]["look_taken"]
         ratio = "?" if scores["color_ratio"] is None else f"{scores['color_ratio']:.2f}"
         row.append((image, [name, f"SSIM {scores['ssim']:.2f}, colour x{ratio}"]))
     return entry, row
