@@ -30,6 +30,7 @@ import datetime
 import importlib
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from impasto.methods.gatys import GatysConfig, scale_sizes
 # path (tests do).
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gatys_busy import measure_busy  # noqa: E402
 from gatys_end_to_end import PUBLISHED_REFERENCE, measure_end_to_end  # noqa: E402
 from gatys_inputs import SHARED_IMAGES, build_backbone, default_layers, load_inputs  # noqa: E402
 from gatys_machine import git_commit, load_average, machine_info, note  # noqa: E402
@@ -133,6 +135,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="smoke test: sizes 64 128, 2 timed steps, end to end at 64 px with 5 steps",
     )
+    add(
+        "--busy",
+        action="store_true",
+        help="also time the whole command quiet and with one core taken by another process, "
+        "under OpenMP's old wait behaviour and impasto's (gatys_busy.py)",
+    )
+    add("--busy-size", type=int, default=512, help="long side of the --busy runs (default 512)")
+    add("--busy-steps", type=int, default=50, help="steps per scale of the --busy runs (50)")
     add("--out", type=Path, help="also write the JSON here (rewritten after each measurement)")
     args = parser.parse_args(argv)
     if args.devices is None:
@@ -222,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_terminate)
     try:
         run(args, document, devices, sizes, warmup, e2e_steps, content, style, save)
+        if args.busy:
+            document["busy_machine"] = busy_machine(args, content, style)
+            save()
     except KeyboardInterrupt:
         document["interrupted"] = True
         note("interrupted: printing what was measured so far")
@@ -238,6 +251,18 @@ def main(argv: list[str] | None = None) -> int:
     if document["interrupted"]:
         return 143 if terminated else 130
     return 0
+
+
+def busy_machine(args: argparse.Namespace, content: torch.Tensor, style: torch.Tensor) -> dict:
+    """gatys_busy.measure_busy on this run's images, saved as files for the command."""
+    from impasto.images import save_image
+
+    with tempfile.TemporaryDirectory() as folder:
+        content_path, style_path = Path(folder) / "content.png", Path(folder) / "style.png"
+        save_image(content, content_path)
+        save_image(style, style_path)
+        return measure_busy(content_path, style_path, args.busy_size, args.busy_steps,
+                            Path(folder), note)  # fmt: skip
 
 
 def timed_steps_for(args: argparse.Namespace, device: torch.device, size: int) -> int:

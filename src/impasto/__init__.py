@@ -1,10 +1,15 @@
 """impasto: neural style transfer toolkit.
 
 Importing this package imports no method, no optional dependency, and touches no disk or network:
-the public names below are loaded on first use.
+the public names below are loaded on first use. It does set GOMP_SPINCOUNT, unless the user
+chose how OpenMP threads wait, so that torch's idle CPU threads soon sleep (impasto.threads).
 """
 
 __version__ = "0.1.0"
+
+from .threads import choose_wait_policy as _choose_wait_policy
+
+_choose_wait_policy()  # before torch starts its thread pool: impasto.threads
 
 _LAZY = {
     "stylize": "impasto.api",

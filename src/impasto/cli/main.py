@@ -19,7 +19,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 
-from .. import __version__
+from .. import __version__, threads
 from ..errors import ImpastoError
 from . import (
     backbones,
@@ -37,6 +37,9 @@ from . import (
 )
 from .args import Parser, UsageError, command_in
 from .terminal import Terminal, one_line
+
+# commands that run networks: before torch starts, they look at how busy the machine is
+WORKING_COMMANDS = ("stylize", "compare", "evaluate", "train", "tune", "export", "serve")
 
 PROG = "impasto"
 QUIET_LOGGERS = ("PIL",)  # libraries that log about user files on their own
@@ -114,6 +117,8 @@ def kept_note(stop: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if command_in(argv) in WORKING_COMMANDS and "torch" not in sys.modules:
+        threads.choose_wait_policy(os.environ, threads.busy_cores())
     parser = None
     try:
         parser = build_parser(argv)
