@@ -42,6 +42,7 @@ from .terminal import Terminal, one_line
 WORKING_COMMANDS = ("stylize", "compare", "evaluate", "train", "tune", "export", "serve")
 
 PROG = "impasto"
+STARTING_NOTE = f"{PROG}: starting (loading PyTorch)"
 QUIET_LOGGERS = ("PIL",)  # libraries that log about user files on their own
 COMMANDS = (
     stylize,
@@ -114,14 +115,30 @@ def kept_note(stop: BaseException) -> str:
     return f"; kept the image so far{at} in {kept}"
 
 
+@contextlib.contextmanager
+def _starting_note(show: bool) -> Iterator[None]:
+    """On a terminal, one line while PyTorch loads (1-3 s before anything else can be said),
+    erased afterwards so the progress bar takes its place."""
+    if not show:
+        yield
+        return
+    print(STARTING_NOTE, end="\r", file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)  # back to the start, erase
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if command_in(argv) in WORKING_COMMANDS and "torch" not in sys.modules:
+    working = command_in(argv) in WORKING_COMMANDS and "torch" not in sys.modules
+    if working:
         threads.choose_wait_policy(os.environ, threads.busy_cores())
     parser = None
     try:
-        parser = build_parser(argv)
+        with _starting_note(working and "--quiet" not in argv and sys.stderr.isatty()):
+            parser = build_parser(argv)  # imports torch for a working command: seconds
         args = parser.parse_args(argv)
     except (UsageError, ImpastoError) as error:  # ImpastoError: e.g. a method's extra missing
         if "--debug" in argv and isinstance(error, ImpastoError):
