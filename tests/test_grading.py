@@ -47,7 +47,18 @@ def test_the_grade_matches_a_two_mode_palette_that_a_mean_and_covariance_match_m
 
 def test_a_picture_graded_to_its_own_colours_barely_changes():
     picture = noise_picture(4)
-    assert (graded(picture, picture) - picture).abs().mean() < 0.01
+    own = grading.pixel_sample(picture, seed=1)  # another sample than the fit's own
+    assert (grading.grade_to(picture, [own]) - picture).abs().mean() < 0.01
+
+
+def test_a_thin_region_that_the_strided_copy_misses_is_still_sampled(monkeypatch):
+    monkeypatch.setattr(grading, "SAMPLED_PIXELS", 48 * 64 // 4)  # a stride of 2
+    thin = torch.zeros(1, 1, 48, 64)
+    thin[..., 5, :] = 1  # one odd row: every second row is read
+    picture = noise_picture(9)
+    sample = grading.pixel_sample(picture, thin, count=500)
+    row = torch.stack([grading.rgb_to_yiq(picture)[0, :, 5, x] for x in range(64)])
+    assert all(bool((row - colour).abs().sum(dim=1).min() < 1e-5) for colour in sample[:20])
 
 
 def ranks(values: torch.Tensor) -> torch.Tensor:

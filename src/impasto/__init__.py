@@ -7,9 +7,12 @@ chose how OpenMP threads wait, so that torch's idle CPU threads soon sleep (impa
 
 __version__ = "0.1.0"
 
+import sys as _sys
+
 from .threads import choose_wait_policy as _choose_wait_policy
 
-_choose_wait_policy()  # before torch starts its thread pool: impasto.threads
+if "torch" not in _sys.modules:  # before torch starts its thread pool: impasto.threads
+    _choose_wait_policy()
 
 _LAZY = {
     "stylize": "impasto.api",

@@ -127,6 +127,11 @@ def pixel_sample(image: torch.Tensor, weight: torch.Tensor | None = None, count:
     probability proportional to ``weight`` (1, 1, H, W) (None: alike). Pictures over
     SAMPLED_PIXELS are read on a strided copy. ValueError when ``weight`` is zero everywhere."""
     stride = max(1, int((image.shape[-2] * image.shape[-1] / SAMPLED_PIXELS) ** 0.5))
+    if weight is not None:
+        if not bool((weight > 0).any()):
+            raise ValueError("the weight covers no pixel")
+        if not bool((weight[..., ::stride, ::stride] > 0).any()):
+            stride = 1  # a thin region the strided copy misses: read every pixel
     picture = image[..., ::stride, ::stride].float().cpu()
     colours = rgb_to_yiq(picture)[0].reshape(3, -1).T
     generator = torch.Generator().manual_seed(seed)
@@ -134,8 +139,6 @@ def pixel_sample(image: torch.Tensor, weight: torch.Tensor | None = None, count:
         chances = torch.ones(colours.shape[0])
     else:
         chances = weight[..., ::stride, ::stride].float().cpu().reshape(-1)
-        if not bool((chances > 0).any()):
-            raise ValueError("the weight covers no pixel")
     chosen = torch.multinomial(chances, count, replacement=True, generator=generator)
     return colours[chosen]
 
@@ -164,16 +167,18 @@ def grade_to(
     amount: float = 1.0,
 ) -> torch.Tensor:
     """One (1, 3, H, W) picture graded towards its references' colours, ``amount`` of the way
-    (0: unchanged, 1: the reference's distribution).
+    (0: unchanged, 1: the reference's distribution). Computed on the CPU, returned on
+    ``image``'s device.
 
     ``references``: (M, 3) YIQ samples (``pixel_sample``). Without ``masks``, one reference
     for the whole picture. With ``masks`` ((1, 1, h, w) each, one per reference), region by
     region: each region's pixels are fitted to its own reference and the results blended by
     the masks (``impasto.regions.blend_regions``); pixels no mask covers stay as they are.
     """
-    image = image.float()
+    device = image.device  # the work is on the CPU (sorting and lookups), the result not
+    image = image.float().cpu()
     if amount <= 0:
-        return image
+        return image.to(device)
     if masks is None:
         (reference,) = references
         graded = fit_grade(pixel_sample(image), reference).apply(image)
@@ -185,5 +190,5 @@ def grade_to(
             grade = fit_grade(pixel_sample(image, weight), references[index])
             return grade.apply(image)
 
-        graded = blend_regions(image, list(masks), region)
-    return graded.sub_(image).mul_(amount).add_(image)  # in place: pictures may be large
+        graded = blend_regions(image, [mask.cpu() for mask in masks], region)
+    return graded.sub_(image).mul_(amount).add_(image).to(device)  # in place: may be large

@@ -17,8 +17,10 @@ and waits passively when another process already holds a core.
 
 Both act only while torch is not imported yet (OpenMP reads its settings when it starts), as
 when the ``impasto`` command runs or a program imports impasto first, and never override the
-user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT. OpenMP runtimes other than GNU's read
-OMP_WAIT_POLICY only.
+user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT: impasto records what it set in
+IMPASTO_WAIT_POLICY, and any other value is the user's. Child processes inherit the settings
+(a short spin, or passive waiting). OpenMP runtimes other than GNU's read OMP_WAIT_POLICY
+only.
 """
 
 from __future__ import annotations
@@ -28,35 +30,45 @@ import time
 from collections.abc import MutableMapping
 
 USER_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-MARK = "IMPASTO_WAIT_POLICY"  # says the settings above were impasto's, not the user's
-SHORT_SPIN = 3000
-BUSY_CORES = 0.5  # other processes using at least this many cores: wait passively
+MARK = "IMPASTO_WAIT_POLICY"  # what impasto set ("NAME=VALUE;..."): anything else is the user's
+SHORT_SPIN = {"GOMP_SPINCOUNT": "3000"}
+PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}
+BUSY_CORES = 0.5  # other processes using this much of the cores we may run on: wait passively
 SAMPLE_SECONDS = 0.1
 
 
+def _recorded(settings: dict[str, str]) -> str:
+    return ";".join(f"{name}={value}" for name, value in sorted(settings.items()))
+
+
 def users_choice(environ: MutableMapping[str, str]) -> bool:
-    return MARK not in environ and any(name in environ for name in USER_SETTINGS)
+    """True when OMP_WAIT_POLICY / GOMP_SPINCOUNT hold anything but what impasto set."""
+    current = {name: environ[name] for name in USER_SETTINGS if name in environ}
+    return bool(current) and environ.get(MARK) != _recorded(current)
 
 
 def choose_wait_policy(environ: MutableMapping[str, str] = os.environ,
                        busy: float | None = None) -> str | None:  # fmt: skip
-    """Set how idle OpenMP threads wait, in ``environ``: passively when ``busy`` (cores other
-    processes use, ``busy_cores``) is at least BUSY_CORES, else a short spin. Returns what was
-    chosen ('passive', 'short spin'), or None when the user's own settings stand."""
+    """Set how idle OpenMP threads wait, in ``environ``: passively when ``busy`` (cores of
+    ours that other processes use, ``busy_cores``) is at least BUSY_CORES, else a short spin.
+    Returns what was chosen ('passive', 'short spin'), or None when the user's own settings
+    stand."""
     if users_choice(environ):
         return None
-    if busy is not None and busy >= BUSY_CORES:
-        environ.update({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0", MARK: "passive"})
-        return "passive"
-    environ.pop("OMP_WAIT_POLICY", None)  # impasto's own earlier choice, if any
-    environ.update({"GOMP_SPINCOUNT": str(SHORT_SPIN), MARK: "short spin"})
-    return "short spin"
+    chosen, settings = ("passive", PASSIVE) if busy is not None and busy >= BUSY_CORES else (
+        "short spin", SHORT_SPIN)  # fmt: skip
+    for name in USER_SETTINGS:
+        environ.pop(name, None)
+    environ.update(settings)
+    environ[MARK] = _recorded(settings)
+    return chosen
 
 
 def busy_cores(seconds: float = SAMPLE_SECONDS, stat: str = "/proc/stat") -> float | None:
-    """How many cores' worth of work the machine did over ``seconds`` (this process sleeps
-    meanwhile, so it is other processes' work), from the kernel's counters; None where there
-    are none to read (not Linux)."""
+    """How many of the cores this process may run on other processes kept busy over
+    ``seconds`` (this process sleeps meanwhile), from the kernel's counters: the machine's
+    busy cores beyond those this process may not use anyway. None where there are no counters
+    to read (not Linux)."""
 
     def sample() -> tuple[int, int]:
         with open(stat) as file:
@@ -70,7 +82,10 @@ def busy_cores(seconds: float = SAMPLE_SECONDS, stat: str = "/proc/stat") -> flo
         after = sample()
     except (OSError, ValueError, IndexError):
         return None
-    return cores_used(before, after, os.cpu_count() or 1)
+    machine = os.cpu_count() or 1
+    ours = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else machine
+    used = cores_used(before, after, machine)
+    return None if used is None else max(0.0, used - (machine - ours))
 
 
 def cores_used(before: tuple[int, int], after: tuple[int, int], cores: int) -> float | None:

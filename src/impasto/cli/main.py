@@ -115,6 +115,14 @@ def kept_note(stop: BaseException) -> str:
     return f"; kept the image so far{at} in {kept}"
 
 
+def choose_threads(argv: Sequence[str], environ, torch_loaded: bool) -> str | None:
+    """For a working command, before torch starts: how OpenMP threads wait, from how busy the
+    machine is (impasto.threads); None when nothing was chosen."""
+    if torch_loaded or command_in(argv) not in WORKING_COMMANDS or threads.users_choice(environ):
+        return None
+    return threads.choose_wait_policy(environ, threads.busy_cores())
+
+
 @contextlib.contextmanager
 def _starting_note(show: bool) -> Iterator[None]:
     """On a terminal, one line while PyTorch loads (1-3 s before anything else can be said),
@@ -133,8 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     working = command_in(argv) in WORKING_COMMANDS and "torch" not in sys.modules
-    if working:
-        threads.choose_wait_policy(os.environ, threads.busy_cores())
+    choose_threads(argv, os.environ, torch_loaded="torch" in sys.modules)
     parser = None
     try:
         with _starting_note(working and "--quiet" not in argv and sys.stderr.isatty()):

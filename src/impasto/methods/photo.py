@@ -15,7 +15,8 @@ Stylise (``PhotoRunner.transfer``), in one pass:
      photo has them.
   4. Grade (impasto.grading, ``--grade``, on by default): the decoded picture's colour
      distribution is moved onto the style photo's (Pitié et al.'s iterative distribution
-     transfer: tones and colours, not only their means and covariances), ``alpha`` of the way;
+     transfer: tones and colours, not only their means and covariances), ``alpha`` of the
+     rest of the way from step 2's partial result (so about 1 - (1 - alpha)^2 in all);
      with label masks or --mask, region by region. WCT matches feature statistics, which do
      not pin down the pixels' colours when the two scenes differ (docs/photo.md).
   5. Smoothing (impasto.smoothing): pixels with similar colours in the photo are made alike
@@ -220,13 +221,13 @@ class PhotoRunner(TransferRunner):
         return torch.cat(finished)
 
     def graded(self, picture: torch.Tensor) -> torch.Tensor:
-        """The decoded picture's colours moved ``alpha`` of the way to the style photo's:
+        """The decoded picture's colours moved ``alpha`` of the rest of the way to the style
+        photo's (the decoded picture has ``alpha`` of the look already):
         region by region (label masks, or --mask's styles), else to the styles' blend."""
         masks = self.masks_for(tuple(picture.shape[-2:]))
         if masks is not None:
             references = self.region_colours if self.regions is not None else self.colours
-            return grading.grade_to(picture, references, [mask.cpu() for mask in masks],
-                                    self.config.alpha)  # fmt: skip
+            return grading.grade_to(picture, references, masks, self.config.alpha)
         blend = torch.cat([colours[: max(1, round(weight * len(colours)))]
                            for colours, weight in zip(self.colours, self.weights,
                                                       strict=True)])  # fmt: skip
