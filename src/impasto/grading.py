@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from .color import rgb_to_yiq, yiq_to_rgb
+from .metrics.pixels import quantiles
 from .regions import blend_regions
 
 ITERATIONS = 12  # rotations: 12 match the 15 photo pairs as well as 20 (docs/photo.md)
@@ -110,17 +111,6 @@ def quantile_map(values: torch.Tensor, source: torch.Tensor, target: torch.Tenso
     return torch.where(values > source[:, -1:], values - source[:, -1:] + target[:, -1:], mapped)
 
 
-def quantiles(values: torch.Tensor) -> torch.Tensor:
-    """The LEVELS quantiles of each column of (N, D) ``values`` at (i + 0.5) / LEVELS,
-    (D, LEVELS); linear between order statistics."""
-    ordered = values.float().sort(dim=0).values
-    position = (torch.arange(LEVELS, dtype=torch.float64) + 0.5) / LEVELS * (len(ordered) - 1)
-    low = position.floor().long()
-    high = (low + 1).clamp(max=len(ordered) - 1)
-    share = (position - low).float()[:, None]
-    return (ordered[low] * (1 - share) + ordered[high] * share).T
-
-
 def pixel_sample(image: torch.Tensor, weight: torch.Tensor | None = None, count: int = SAMPLES,
                  seed: int = 0) -> torch.Tensor:  # fmt: skip
     """(count, 3) YIQ colours drawn from one (1, 3, H, W) RGB picture, each pixel with
@@ -153,7 +143,7 @@ def fit_grade(source: torch.Tensor, reference: torch.Tensor, iterations: int = I
     for _ in range(iterations):
         rotation, _ = torch.linalg.qr(torch.randn(3, 3, generator=generator))
         turned, goal = x @ rotation, reference @ rotation
-        table = MapTable.from_quantiles(quantiles(turned), quantiles(goal))
+        table = MapTable.from_quantiles(quantiles(turned, LEVELS).T, quantiles(goal, LEVELS).T)
         x = x + (table(turned.T).T - turned) @ rotation.T
         rotations.append(rotation)
         maps.append(table)

@@ -103,7 +103,7 @@ COLOR_DIRECTIONS: torch.Tensor = _fibonacci_directions(64)
 COLOR_QUANTILES = 256
 
 
-def _quantiles(values: torch.Tensor, count: int) -> torch.Tensor:
+def quantiles(values: torch.Tensor, count: int) -> torch.Tensor:
     """Quantiles of each column of ``values`` (N, D) at levels (i + 0.5) / count -> (count, D).
 
     Linear interpolation between order statistics (like numpy's default); no size limit.
@@ -136,6 +136,6 @@ def color_distance(image: torch.Tensor, style: torch.Tensor) -> float:
     distances = []
     for picture in (image, style):
         pixels = rgb_to_yiq(picture.double()).reshape(3, -1).T.cpu()  # (N, 3)
-        distances.append(_quantiles(pixels @ directions.T, COLOR_QUANTILES))
+        distances.append(quantiles(pixels @ directions.T, COLOR_QUANTILES))
     per_direction = (distances[0] - distances[1]).abs().mean(dim=0)
     return float(2 * per_direction.mean())
