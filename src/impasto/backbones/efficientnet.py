@@ -91,9 +91,13 @@ class SameConv2d(nn.Conv2d):
         ):
             total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
             pad += [total // 2, total - total // 2]
-        if any(pad):
+        padding = 0
+        if pad[0] == pad[1] and pad[2] == pad[3]:  # the convolution pads it without a copy
+            padding = (pad[2], pad[0])
+        elif any(pad):
             x = F.pad(x, pad)
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                        self.groups)  # fmt: skip
 
     def _exportable(self, x: torch.Tensor) -> torch.Tensor:
         """The same values without a branch on the input's size, for graphs with dynamic sizes
@@ -114,6 +118,17 @@ class SameConv2d(nn.Conv2d):
 
 def _conv_bn(conv: nn.Conv2d, channels: int) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
     return conv, nn.BatchNorm2d(channels, eps=BN_EPS)
+
+
+@torch.no_grad()
+def fold_into(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    """Make ``conv`` compute ``norm(conv(x))`` (``norm`` in eval mode) by itself."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    bias = norm.bias - norm.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    conv.weight.mul_(scale.view(-1, 1, 1, 1))
+    conv.bias = nn.Parameter(bias, requires_grad=conv.weight.requires_grad)
 
 
 class MBConv(nn.Module):
@@ -150,6 +165,7 @@ class EfficientNetLite(Backbone):
     """EfficientNet-Lite feature extractor with named layers (see module docstring)."""
 
     name = "efficientnet-lite"
+    first_stride = 2  # the stem convolution
     # The TF-Lite release feeds (pixel - 127) / 128, i.e. [0, 1] -> roughly [-1, 1].
     INPUT_MEAN = (0.498, 0.498, 0.498)
     INPUT_STD = (0.502, 0.502, 0.502)
@@ -208,6 +224,29 @@ class EfficientNetLite(Backbone):
         if wanted:
             keep("head", F.relu6(self._bn1(self._conv_head(x))))
         return features
+
+    def freeze(self) -> EfficientNetLite:
+        """Evaluation mode, no parameter gradients, and every BatchNorm folded into the
+        convolution before it (``fold_batch_norms``)."""
+        super().freeze()
+        return self.fold_batch_norms()
+
+    def fold_batch_norms(self) -> EfficientNetLite:
+        """Fold each eval-mode BatchNorm into the convolution before it: the same function
+        (to float rounding) with a bias and no normalisation step, which cost a quarter of a
+        Gatys step on the CPU (docs/defaults.md). Idempotent; a folded network cannot train
+        or load an unfolded state dict again."""
+        pairs = [(self, "_conv_stem", "_bn0"), (self, "_conv_head", "_bn1")]
+        for block in self._blocks:
+            if block.has_expand:
+                pairs.append((block, "_expand_conv", "_bn0"))
+            pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+        for owner, conv_name, norm_name in pairs:
+            norm = getattr(owner, norm_name)
+            if isinstance(norm, nn.BatchNorm2d):
+                fold_into(getattr(owner, conv_name), norm)
+                setattr(owner, norm_name, nn.Identity())
+        return self
 
     def classify(self, image: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (B, 1000) for [0, 1] RGB images (for checks, not style transfer)."""
