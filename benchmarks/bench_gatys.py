@@ -46,7 +46,12 @@ from impasto.methods.gatys import GatysConfig, scale_sizes
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gatys_busy import measure_busy  # noqa: E402
-from gatys_end_to_end import PUBLISHED_REFERENCE, measure_end_to_end  # noqa: E402
+from gatys_end_to_end import (  # noqa: E402
+    OLD_DEFAULT,
+    PUBLISHED_REFERENCE,
+    measure_end_to_end,
+    unfolded_twin,
+)
 from gatys_inputs import SHARED_IMAGES, build_backbone, default_layers, load_inputs  # noqa: E402
 from gatys_machine import git_commit, load_average, machine_info, note  # noqa: E402
 from gatys_steps import (  # noqa: E402
@@ -116,6 +121,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also run VGG-19 end to end on the CPU (many minutes on 2 cores)",
     )
     add("--full", action="store_true", help="also run 1024 px end to end on the CPU")
+    add(
+        "--old-default",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time each end-to-end run's old default too (before issue 18: --steps at every "
+        "scale, BatchNorm unfolded) and give the ratio",
+    )
     add(
         "--random-weights",
         action=argparse.BooleanOptionalAction,
@@ -360,6 +372,14 @@ def run(args, document, devices, sizes, warmup, e2e_steps, content, style, save)
                         f"  {entry['seconds']:.1f} s, {entry['evaluations']} evaluations, "
                         f"x{entry['ratio_vs_reference']} vs reference estimate"
                     )
+                    if args.old_default:
+                        old = measure_end_to_end(unfolded_twin(backbone), device, size, content,
+                                                 style, e2e_steps, reference_ms,
+                                                 document["machine"], OLD_DEFAULT)  # fmt: skip
+                        entry["old_default"] = old
+                        entry["ratio_vs_old_default"] = round(old["seconds"] / entry["seconds"], 3)
+                        note(f"  old default: {old['seconds']:.1f} s, {old['evaluations']} "
+                             f"evaluations: x{entry['ratio_vs_old_default']}")  # fmt: skip
                 document["end_to_end"].append(entry)
                 free_memory(device)
                 save()

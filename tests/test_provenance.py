@@ -303,3 +303,16 @@ def test_a_preview_records_the_step_it_was_taken_at(capsys, pair, tmp_path):
     assert run(capsys, "stylize", *pair, "-o", out, *GATYS, "--save-every", "2")[0] == 0
     record = provenance.read_record(tmp_path / "out.step0002.png")
     assert record["step"] == 2 and "step" not in provenance.read_record(out)
+
+
+def test_a_record_from_before_an_option_existed_runs_as_it_was_made():
+    """Gatys records written before --step-decay have no step_decay: they ran every scale with
+    --steps, so they read as 1.0, not as today's default; a recorded value is kept."""
+    from impasto.methods.gatys import GatysConfig
+
+    old = {"method": "gatys", "settings": {"steps": 200, "size": 512}}
+    assert GatysConfig().step_decay != 1.0
+    settings = provenance.recorded_settings(old, GatysConfig, "old.png")
+    assert settings["step_decay"] == 1.0 and settings["steps"] == 200
+    new = {"method": "gatys", "settings": {"steps": 200, "step_decay": 0.5}}
+    assert provenance.recorded_settings(new, GatysConfig, "new.png")["step_decay"] == 0.5

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 OPTIMIZER_CHOICES = ("lbfgs", "adam")
-LBFGS_HISTORY = 50  # curvature pairs L-BFGS keeps: 2 x 50 image-sized vectors (the memory)
+LBFGS_HISTORY = 20  # curvature pairs L-BFGS keeps: 2 x 20 image-sized vectors (the memory)
 
 
 class BudgetSpent(Exception):

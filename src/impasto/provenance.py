@@ -308,6 +308,10 @@ def recorded_settings(
     this impasto's method does not have (a record from another version)."""
     names = {item.name for item in dataclasses.fields(config_class)}
     settings = dict(record["settings"])
+    # Options added after records were first written: a record without one was made with the
+    # value that reproduces it (e.g. gatys's step_decay 1.0), not with today's default.
+    for name, value in getattr(config_class, "BEFORE_IT_EXISTED", {}).items():
+        settings.setdefault(name, value)
     unknown = sorted(set(settings) - names)
     if unknown:
         made_with = record.get("impasto_version", "another version")

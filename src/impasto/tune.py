@@ -125,8 +125,8 @@ def tunable(method: str) -> None:
 def small_config(method: str, config: Any) -> Any:
     """``config`` as the candidates run it: at TUNE_SIZE (Gatys: in one scale)."""
     changes: dict[str, Any] = {"size": TUNE_SIZE}
-    if method == "gatys":
-        changes["scales"] = 1
+    if method == "gatys":  # one scale, at the size the candidates are scored at
+        changes["scales"], changes["supersample"] = 1, False
     if hasattr(config, "keep"):
         changes["keep"] = None  # the untouched region would only add the photo to both scores
     return dataclasses.replace(config, **changes)

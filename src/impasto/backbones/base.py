@@ -34,6 +34,11 @@ class Backbone(nn.Module):
 
     name: str = "backbone"
     defaults: LayerDefaults
+    # The stride of the first layer: above 1, the shallow style layers see the picture on a
+    # coarser grid than its pixels (impasto.methods.gatys renders small sizes larger).
+    first_stride: int = 1
+    # Whether a step runs faster in the channels_last layout on the CPU too (it does on CUDA).
+    channels_last_on_cpu: bool = False
 
     def __init__(self) -> None:
         super().__init__()

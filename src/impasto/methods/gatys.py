@@ -18,7 +18,8 @@ Departures from the paper, and why:
   large-scale structure at high resolution and make most steps cheap.
 - Total-variation regularisation (Mahendran & Vedaldi 2015; common in implementations).
 - The backbone is pluggable; each brings its own layers and weights (defaults per backbone).
-- On CUDA the backbone runs under bf16 autocast with channels_last; Gram matrices and losses
+- On CUDA the backbone runs under bf16 autocast with channels_last (on the CPU too where the
+  backbone says it is faster: EfficientNet-Lite, 1.08x a step); Gram matrices and losses
   stay in float32.
 - A scale too large for ``max_memory`` is optimised tile by tile (impasto.tiled_refinement),
   each tile against the whole picture's style loss (impasto.perceptual.TiledGrams) and faded
@@ -33,6 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +50,7 @@ from ..devices import (
     resolve_device,
 )
 from ..errors import InputError, partial_kept_on_stop
-from ..images import long_side_shape, resize_long_side
+from ..images import long_side_shape, resize_long_side, resize_to
 from ..memory import memory_budget, parse_memory
 from ..optimisation import OPTIMIZER_CHOICES, EvaluationBudget, optimise
 from ..perceptual import Objective, ScaleObjectives, network_features
@@ -57,14 +59,19 @@ from ..regions import load_mask, masks_at
 from ..temporal import TemporalPrior
 from .base import Method, Prepared, StyleResult, style_weights
 
-INIT_CHOICES = ("content", "noise")
+INIT_CHOICES = ("content", "graded", "noise")
 # The coarsest scale is the largest size obtained by halving ``size`` that stays >= this.
 MIN_SCALE_SIZE = 192
+# Below this long side a backbone with a strided first layer paints a grid a few pixels wide
+# (docs/defaults.md, "Small sizes"): such runs are optimised at twice the size and shrunk.
+SUPERSAMPLE_BELOW = 384
+MIN_SCALE_STEPS = 10  # a finer scale's fewest evaluations under --step-decay
 MIN_SIDE = 16  # the short side every image needs at every scale (the backbones downsample)
 PHOTOREALISM_WEIGHT = 1e5  # --photorealistic, by trying it: docs/photo.md
 # Memory of one scale's optimisation, measured on the CPU (docs/tiling.md): the process and the
 # network, the picture-sized tensors, and per optimised pixel the network's activations and
-# their gradients plus L-BFGS's 2 x 50 image-sized vectors.
+# their gradients plus L-BFGS's 2 x 50 image-sized vectors (it keeps 20 pairs since issue 18:
+# the figure, not remeasured, is up to 720 bytes a pixel on the safe side).
 FIXED_BYTES = 512 * 2**20
 PICTURE_BYTES_PER_PIXEL = 64
 BYTES_PER_PIXEL = 4000
@@ -75,9 +82,15 @@ PHOTOREAL_BYTES_PER_PIXEL = 2000  # the matting Laplacian's 25 entries a pixel, 
 class GatysConfig:
     """Options of the Gatys method; the CLI flags are built from these fields."""
 
+    # What a provenance record made before an option existed ran with (impasto.provenance).
+    BEFORE_IT_EXISTED: ClassVar[dict[str, object]] = {"step_decay": 1.0, "supersample": False}
+
     size: int = option(512, "long side of the output in pixels", min=16, max=8192)
-    steps: int = option(200, "optimiser steps (loss evaluations) at each scale", min=1,
+    steps: int = option(200, "optimiser steps (loss evaluations) at the coarsest scale", min=1,
                         max=100_000)  # fmt: skip
+    step_decay: float = option(0.25, "each finer scale runs this share of the steps of the scale "
+                               "before it (1: --steps at every scale)", min=0.05,
+                               max=1.0)  # fmt: skip
     scales: int | None = option(
         None,
         "number of coarse-to-fine scales, each half the next (automatic: down to 192 px or more)",
@@ -89,10 +102,14 @@ class GatysConfig:
     learning_rate: float | None = option(
         None, "step size", min=1e-6, max=100.0, default_text="1 for L-BFGS, 0.02 for Adam"
     )
-    content_weight: float = option(50.0, "weight of the content loss", min=0.0)
+    content_weight: float = option(20.0, "weight of the content loss", min=0.0)
     style_weight: float = option(1e4, "weight of the style loss", min=0.0)
     tv_weight: float = option(1000.0, "weight of the total-variation loss (smoothness)", min=0.0)
-    init: str = option("content", "starting image", choices=INIT_CHOICES)
+    supersample: bool = option(True, f"optimise a result under {SUPERSAMPLE_BELOW} px at twice "
+                               "its size and shrink it, on a network whose first layer is "
+                               "strided (EfficientNet): no pixel-grid hatching")  # fmt: skip
+    init: str = option("graded", "starting image (graded: the photo in the paintings' "
+                       "colours)", choices=INIT_CHOICES)  # fmt: skip
     style_scale: float = option(1.0, "style image size relative to the output", min=0.05, max=8.0)
     style_blend: list[float] | None = option(
         None,
@@ -156,6 +173,23 @@ def scale_sizes(size: int, scales: int | None = None) -> list[int]:
     return sizes
 
 
+def working_size(size: int, backbone: Backbone, supersample: bool = True) -> int:
+    """The long side a ``size`` px result is optimised at: with ``supersample``, twice ``size``
+    below SUPERSAMPLE_BELOW on a backbone whose first layer is strided; else ``size``."""
+    small = size < SUPERSAMPLE_BELOW and backbone.first_stride > 1
+    return 2 * size if supersample and small else size
+
+
+def scale_steps(steps: int, scales: int, decay: float) -> list[int]:
+    """Evaluations at each of ``scales`` scales, coarse to fine: ``steps`` at the coarsest,
+    ``decay`` times the previous at each finer one (at least MIN_SCALE_STEPS, at most
+    ``steps``)."""
+    counts = [steps]
+    for _ in range(scales - 1):
+        counts.append(min(steps, max(MIN_SCALE_STEPS, round(counts[-1] * decay))))
+    return counts
+
+
 def check_sides(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConfig) -> None:
     """Refuse images too thin for the backbone at the smallest scale (e.g. 1x5000 pixels),
     naming the image and the limit, instead of failing deep inside a convolution."""
@@ -208,7 +242,8 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         raise InputError(str(error)) from error
 
     backbone = backbone.to(device)
-    if device.type == "cuda":
+    channels_last = device.type == "cuda" or backbone.channels_last_on_cpu
+    if channels_last:
         backbone = backbone.to(memory_format=torch.channels_last)
     mixed = functools.partial(autocast, device, config.precision)
     network = torch.compile(backbone, dynamic=False) if config.compile else backbone
@@ -226,17 +261,17 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         sizes_given = (tuple(content.shape[-2:]), tuple(styles[0].shape[-2:]))
         found = labels.region_masks(config.content_mask, config.style_mask, *sizes_given)
         regions = ([r.content.to(device) for r in found], [r.style.to(device) for r in found])
-    sizes = scale_sizes(config.size, config.scales)
-    steps = config.steps
+    sizes = scale_sizes(working_size(config.size, backbone, config.supersample), config.scales)
+    steps_at = scale_steps(config.steps, len(sizes), config.step_decay)
     if prior is not None:
-        sizes, steps = sizes[-1:], temporal_steps(config.steps)
+        sizes, steps_at = sizes[-1:], [temporal_steps(config.steps)]
     height, width = content.shape[-2:]
     budget = memory_budget(config.max_memory, device)
     shapes = [long_side_shape(height, width, size) for size in sizes]
     tile_cores = [tile_core(*shape, budget, config) for shape in shapes]
     counts = [1 if core is None else len(tiled_refinement.windows(*shape, core))
               for shape, core in zip(shapes, tile_cores, strict=True)]  # fmt: skip
-    total_steps = steps * sum(counts)
+    total_steps = sum(steps * count for steps, count in zip(steps_at, counts, strict=True))
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     image = None
@@ -249,17 +284,15 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         best = best if best is not None else image
         if best is None:
             return None
-        final = resize_long_side(content, sizes[-1]).cpu()
-        picture = F.interpolate(
-            best.detach().float().cpu(), size=final.shape[-2:], mode="bicubic", align_corners=False
-        ).clamp(0, 1)
+        final = resize_long_side(content, config.size).cpu()
+        picture = resize_to(best.detach().float().cpu(), *final.shape[-2:])
         picture = color.preserve_colors(picture, final, config.preserve_color).clamp(0, 1)
         details = {"scale_sizes": sizes, "stopped_at_step": step_count, "steps": total_steps}
         return StyleResult(picture, method="gatys", history=list(history), details=details,
                            backbone=backbone.name, device=str(device),
                            seconds=time.perf_counter() - started)  # fmt: skip
 
-    def optimised(start, objective, stage, whole=True):
+    def optimised(start, objective, stage, steps, whole=True):
         """``start`` after ``steps`` evaluations of ``objective``, each recorded and reported
         (``whole``: ``start`` is the whole picture, what a stop keeps)."""
         nonlocal step_count, watched
@@ -284,7 +317,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             history.append(values)
             preview = None
             if config.save_every and step_count % config.save_every == 0 and whole:
-                preview = image.detach().float().clamp(0, 1).cpu().clone()
+                preview = resize_long_side(image.detach().float().cpu(), config.size)
             report(progress, ProgressEvent(stage, step_count, total_steps, values, preview))
             return total
 
@@ -293,19 +326,24 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         return image.detach()
 
     with partial_kept_on_stop(so_far):
-        for scale_index, (size, core) in enumerate(zip(sizes, tile_cores, strict=True)):
+        for scale_index, (size, core, steps) in enumerate(zip(sizes, tile_cores, steps_at,
+                                                              strict=True)):  # fmt: skip
             content_here = resize_long_side(content, size)
             styles_here = [resize_long_side(s, max(16, round(size * config.style_scale)))
                            for s in styles]  # fmt: skip
             shape = content_here.shape[-2:]
-            if prior is not None:
-                prior_here = (temporal_weight(prior.strength), prior.image.to(device),
-                              prior.reliable.to(device))  # fmt: skip
+            if prior is not None:  # at the output's size: brought to this scale's
+                prior_here = (temporal_weight(prior.strength),
+                              resize_to(prior.image, *shape).to(device),
+                              F.interpolate(prior.reliable, size=tuple(shape),
+                                            mode="bilinear").to(device))  # fmt: skip
                 reliable = prior_here[2]
                 image = reliable * prior_here[1] + (1 - reliable) * content_here
             elif image is None:
                 if config.init == "noise":
                     image = torch.rand(content_here.shape, generator=generator).to(device)
+                elif config.init == "graded":
+                    image = graded_start(content_here, styles, blend, regions)
                 else:
                     image = content_here.clone()
             else:
@@ -319,17 +357,17 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             build = functools.partial(Objective, backbone, network, styles=styles_here,
                                       blend=blend, config=config, content_layers=content_layers,
                                       style_layers=style_layers, autocast=mixed,
-                                      channels_last=device.type == "cuda")  # fmt: skip
+                                      channels_last=channels_last)  # fmt: skip
             tiles = None if core is None else tiled_refinement.windows(*shape, core)
             objective_for = ScaleObjectives(build, content_here, regions, masks_here,
                                             prior_here if prior is not None else None,
                                             tiles)  # fmt: skip
             if tiles is None:
-                image = optimised(image, objective_for(), stage)
+                image = optimised(image, objective_for(), stage, steps)
                 continue
             style_features = functools.partial(
                 network_features, backbone, layers=list(style_layers), autocast=mixed,
-                channels_last=device.type == "cuda",
+                channels_last=channels_last,
             )  # fmt: skip
             grams = objective_for.grams
             with torch.no_grad():  # the whole picture's Gram matrices, core by core
@@ -338,23 +376,49 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
                     grams.measure_core(style_features(pixels), tile)
 
             def refine(pixels, index, fade, stage=stage, objective_for=objective_for, tiles=tiles,
-                       style_features=style_features, grams=grams):  # fmt: skip
+                       style_features=style_features, grams=grams, steps=steps):  # fmt: skip
                 with torch.no_grad():
                     grams.start(style_features(pixels), fade)
                 where = f"{stage}, tile {index + 1}/{len(tiles)}"
-                result = optimised(pixels, objective_for(index, fade), where, whole=False)
+                result = optimised(pixels, objective_for(index, fade), where, steps,
+                                   whole=False)  # fmt: skip
                 with torch.no_grad():
                     grams.finish(style_features(result), fade)
                 return result
 
             tiled_refinement.refine_in_tiles(image, refine, tiles)
 
-    result = image.detach().float().contiguous().cpu()
+    result = resize_long_side(image.detach().float().cpu(), config.size)
     result = color.preserve_colors(result, content.cpu(), config.preserve_color)
     return StyleResult(image=result.clamp(0, 1), method="gatys", history=history,
                        backbone=backbone.name, device=str(device),
                        seconds=time.perf_counter() - started,
                        details={"scale_sizes": sizes, "tiles": counts})  # fmt: skip
+
+
+def graded_start(content: torch.Tensor, styles: Sequence[torch.Tensor], blend: Sequence[float],
+                 regions=None) -> torch.Tensor:  # fmt: skip
+    """The photo with the paintings' colours (impasto.grading, their pixels mixed in the
+    ``blend`` shares): the start that leaves the optimiser the texture to paint, not the
+    palette. ``regions`` (content masks, style masks or None), as stylize has them: each
+    region of the photo takes its own style's colours (--mask: style i's within mask i;
+    label masks: the style image's region of the same label); what no mask covers stays."""
+    from .. import grading
+
+    if regions is None:
+        counts = [round(grading.SAMPLES * weight) for weight in blend]
+        reference = torch.cat([grading.pixel_sample(style, count=count)
+                               for style, count in zip(styles, counts, strict=True)
+                               if count > 0])  # fmt: skip
+        return grading.grade_to(content, [reference]).clamp(0, 1)
+    content_masks, style_masks = regions
+    masks = list(masks_at(content_masks, tuple(content.shape[-2:])).split(1))
+    if style_masks is None:  # --mask: one per style image
+        references = [grading.pixel_sample(style) for style in styles]
+    else:  # label masks: regions of the (first) style image
+        references = [grading.pixel_sample(styles[0], weight=mask) if float(mask.sum()) > 0
+                      else grading.pixel_sample(styles[0]) for mask in style_masks]  # fmt: skip
+    return grading.grade_to(content, references, masks).clamp(0, 1)
 
 
 def tile_core(height: int, width: int, budget: int | None, config: GatysConfig) -> int | None:
