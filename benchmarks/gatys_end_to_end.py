@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from impasto import optimisation
 from impasto.backbones import Backbone
 from impasto.methods.gatys import GatysConfig, stylize
 
@@ -105,6 +106,7 @@ def precision_label(precision: str, device: torch.device, backbone: Backbone) ->
 # The defaults before issue 18: every scale ran --steps from the photo with content weight 50,
 # and Lite0's BatchNorm layers ran as layers (unfolded_twin).
 OLD_DEFAULT = {"step_decay": 1.0, "init": "content", "content_weight": 50.0}
+OLD_LBFGS_HISTORY = 50  # and L-BFGS kept 50 curvature pairs
 
 
 def unfolded_twin(backbone: Backbone) -> Backbone:
@@ -144,6 +146,9 @@ def measure_end_to_end(
         config.steps = steps
     for field, value in (overrides or {}).items():
         setattr(config, field, value)
+    old = overrides == OLD_DEFAULT
+    history = optimisation.LBFGS_HISTORY
+    optimisation.LBFGS_HISTORY = OLD_LBFGS_HISTORY if old else history
     if device.type == "cuda":
         # First-use costs (cuDNN autotuning for these shapes) are not what is measured.
         warm = GatysConfig(size=size, device="cuda", backbone=backbone.name, steps=2)
@@ -156,7 +161,11 @@ def measure_end_to_end(
             counts[event.stage] = counts.get(event.stage, 0) + 1
 
     started = time.perf_counter()
-    result = stylize(content, [style], config, backbone=copy.deepcopy(backbone), progress=progress)
+    try:
+        result = stylize(content, [style], config, backbone=copy.deepcopy(backbone),
+                         progress=progress)  # fmt: skip
+    finally:
+        optimisation.LBFGS_HISTORY = history
     seconds = time.perf_counter() - started
     evaluations = len(result.history)
     scales = result.details["scale_sizes"]
@@ -165,7 +174,8 @@ def measure_end_to_end(
         "device": device.type,
         "backbone": backbone.name,
         "size": size,
-        "settings": "old default" if overrides == OLD_DEFAULT else "default",
+        "settings": "old default" if old else "default",
+        "lbfgs_history": OLD_LBFGS_HISTORY if old else optimisation.LBFGS_HISTORY,
         "steps_per_scale": config.steps,
         "step_decay": config.step_decay,
         "init": config.init,

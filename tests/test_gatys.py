@@ -374,7 +374,8 @@ def end_to_end():
         find_image("style", "vangogh-bedroom_in_arles.jpg", "vangogh_bedroom_in_arles.jpg")
     ).rgb
     backbone = load_backbone("efficientnet-lite0")
-    config = GatysConfig(size=128, steps=40, seed=0, backbone="efficientnet-lite0")
+    # init content: the colour check below must be the optimiser's doing, not the graded start's
+    config = GatysConfig(size=128, steps=40, seed=0, backbone="efficientnet-lite0", init="content")
     result = stylize(content_image, [style_image], config, backbone=backbone)
     return backbone, content_image, style_image, result.image
 

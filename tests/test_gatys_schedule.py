@@ -76,22 +76,27 @@ def test_a_supersampled_run_returns_the_output_size_and_says_what_it_rendered(st
     assert 0 <= result.image.min() and result.image.max() <= 1
 
 
-def test_supersampling_shrinks_what_it_renders(strided, tiny, monkeypatch):
-    """The returned picture is the large render shrunk (antialiased), not a run at 48 px."""
+def test_supersampling_shrinks_what_it_renders(strided, monkeypatch):
+    """The returned picture is the 96 px render shrunk with antialiasing (computed here with
+    torch directly), not a run at 48 px."""
+    import torch.nn.functional as F
+
     content, style = picture(40, 60, 1), picture(36, 36, 2)
     config = GatysConfig(size=48, steps=3, backbone="tiny")
     rendered = []
-    original = gatys.resize_long_side
+    original = gatys.resize_to
 
-    def spy(image, long_side):
-        if long_side == 48 and image.shape[-1] == 96:
+    def spy(image, height, width):
+        if image.shape[-1] == 96 and (height, width) == (32, 48):
             rendered.append(image.clone())
-        return original(image, long_side)
+        return original(image, height, width)
 
-    monkeypatch.setattr(gatys, "resize_long_side", spy)
+    monkeypatch.setattr(gatys, "resize_to", spy)
     result = stylize(content, [style], config, backbone=strided)
     assert rendered, "the 96 px render was never shrunk to the output"
-    torch.testing.assert_close(result.image, original(rendered[-1], 48))
+    shrunk = F.interpolate(rendered[-1], size=(32, 48), mode="bicubic", align_corners=False,
+                           antialias=True).clamp(0, 1)  # fmt: skip
+    torch.testing.assert_close(result.image, shrunk)
 
 
 def test_previews_and_a_stop_keep_the_output_size_when_supersampled(strided):
@@ -166,3 +171,26 @@ def test_with_masks_each_region_of_the_graded_start_takes_its_own_paintings_colo
     assert west[:, 0].mean() > west[:, 2].mean() + 0.5
     assert east[:, 2].mean() > east[:, 0].mean() + 0.5
     torch.testing.assert_close(middle, photo[..., 18:30])  # uncovered: the photo as it was
+
+
+def test_a_supersampled_result_has_the_unsupersampled_shape_even_where_rounding_differs(strided):
+    """A 3:2 photo at 256 px is 171x256; rendered at 512 (341x512) and shrunk by halving the
+    long side it would be 170x256. Finished, stopped and previewed, it must be 171x256."""
+    from impasto.errors import Cancelled
+
+    content, style = picture(40, 60, 1), picture(36, 36, 2)
+    config = GatysConfig(size=256, steps=2, save_every=1, backbone="tiny")
+    previews = []
+
+    def keep(event):
+        if event.image is not None:
+            previews.append(event.image)
+
+    finished = stylize(content, [style], config, backbone=strided, progress=keep)
+    assert finished.details["scale_sizes"] == [256, 512]
+    assert finished.image.shape[-2:] == (171, 256)
+    assert previews and all(p.shape[-2:] == (171, 256) for p in previews)
+    with pytest.raises(Cancelled) as stopped:
+        stylize(content, [style], config, backbone=strided,
+                progress=lambda e: not (e.kind == "step" and e.step >= 3))  # fmt: skip
+    assert stopped.value.partial.image.shape[-2:] == (171, 256)
