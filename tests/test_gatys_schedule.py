@@ -194,3 +194,15 @@ def test_a_supersampled_result_has_the_unsupersampled_shape_even_where_rounding_
         stylize(content, [style], config, backbone=strided,
                 progress=lambda e: not (e.kind == "step" and e.step >= 3))  # fmt: skip
     assert stopped.value.partial.image.shape[-2:] == (171, 256)
+
+
+@pytest.mark.parametrize(
+    ("init", "photorealistic", "expected"),
+    [("auto", False, "graded"), ("auto", True, "content"), ("noise", True, "noise"),
+     ("graded", True, "graded"), ("content", False, "content")],
+)  # fmt: skip
+def test_auto_starts_graded_except_a_photorealistic_run(init, photorealistic, expected):
+    from impasto.starts import starting_image
+
+    config = GatysConfig(init=init, photorealistic=photorealistic)
+    assert starting_image(config) == expected

@@ -56,10 +56,11 @@ from ..optimisation import OPTIMIZER_CHOICES, EvaluationBudget, optimise
 from ..perceptual import Objective, ScaleObjectives, network_features
 from ..progress import ProgressCallback, ProgressEvent, report
 from ..regions import load_mask, masks_at
+from ..starts import graded_start, starting_image
 from ..temporal import TemporalPrior
 from .base import Method, Prepared, StyleResult, style_weights
 
-INIT_CHOICES = ("content", "graded", "noise")
+INIT_CHOICES = ("auto", "content", "graded", "noise")
 # The coarsest scale is the largest size obtained by halving ``size`` that stays >= this.
 MIN_SCALE_SIZE = 192
 # Below this long side a backbone with a strided first layer paints a grid a few pixels wide
@@ -108,8 +109,9 @@ class GatysConfig:
     supersample: bool = option(True, f"optimise a result under {SUPERSAMPLE_BELOW} px at twice "
                                "its size and shrink it, on a network whose first layer is "
                                "strided (EfficientNet): no pixel-grid hatching")  # fmt: skip
-    init: str = option("graded", "starting image (graded: the photo in the paintings' "
-                       "colours)", choices=INIT_CHOICES)  # fmt: skip
+    init: str = option("auto", "starting image (graded: the photo in the paintings' colours; "
+                       "auto: graded, or the photo with --photorealistic)",
+                       choices=INIT_CHOICES)  # fmt: skip
     style_scale: float = option(1.0, "style image size relative to the output", min=0.05, max=8.0)
     style_blend: list[float] | None = option(
         None,
@@ -343,9 +345,10 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
                 reliable = prior_here[2]
                 image = reliable * prior_here[1] + (1 - reliable) * content_here
             elif image is None:
-                if config.init == "noise":
+                init = starting_image(config)
+                if init == "noise":
                     image = torch.rand(content_here.shape, generator=generator).to(device)
-                elif config.init == "graded":
+                elif init == "graded":
                     image = graded_start(content_here, styles, blend, regions)
                 else:
                     image = content_here.clone()
@@ -397,31 +400,6 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
                        backbone=backbone.name, device=str(device),
                        seconds=time.perf_counter() - started,
                        details={"scale_sizes": sizes, "tiles": counts})  # fmt: skip
-
-
-def graded_start(content: torch.Tensor, styles: Sequence[torch.Tensor], blend: Sequence[float],
-                 regions=None) -> torch.Tensor:  # fmt: skip
-    """The photo with the paintings' colours (impasto.grading, their pixels mixed in the
-    ``blend`` shares): the start that leaves the optimiser the texture to paint, not the
-    palette. ``regions`` (content masks, style masks or None), as stylize has them: each
-    region of the photo takes its own style's colours (--mask: style i's within mask i;
-    label masks: the style image's region of the same label); what no mask covers stays."""
-    from .. import grading
-
-    if regions is None:
-        counts = [round(grading.SAMPLES * weight) for weight in blend]
-        reference = torch.cat([grading.pixel_sample(style, count=count)
-                               for style, count in zip(styles, counts, strict=True)
-                               if count > 0])  # fmt: skip
-        return grading.grade_to(content, [reference]).clamp(0, 1)
-    content_masks, style_masks = regions
-    masks = list(masks_at(content_masks, tuple(content.shape[-2:])).split(1))
-    if style_masks is None:  # --mask: one per style image
-        references = [grading.pixel_sample(style) for style in styles]
-    else:  # label masks: regions of the (first) style image
-        references = [grading.pixel_sample(styles[0], weight=mask) if float(mask.sum()) > 0
-                      else grading.pixel_sample(styles[0]) for mask in style_masks]  # fmt: skip
-    return grading.grade_to(content, references, masks).clamp(0, 1)
 
 
 def tile_core(height: int, width: int, budget: int | None, config: GatysConfig) -> int | None:
