@@ -11,8 +11,9 @@ from studio_support import loopback_only, running_server, tiny_gatys, wait_for  
 
 from impasto.studio.store import Store
 
-SLOW = {"size": 96, "steps": 600}
-"""A job that takes several seconds here, so it can be killed while it runs."""
+SLOW = {"size": 96, "steps": 1500}
+"""A job that takes several seconds here, so it can be killed while it runs (600 steps were too
+few once L-BFGS kept 20 pairs: the job could finish in the 3 s the worker takes to notice)."""
 
 
 def states_of(store: Store, job_id: str) -> list[tuple[str, int]]:
