@@ -166,7 +166,7 @@ class EfficientNetLite(Backbone):
 
     name = "efficientnet-lite"
     first_stride = 2  # the stem convolution
-    channels_last_on_cpu = True  # a Gatys step at 512 px: 1.03-1.08x (benchmarks/results)
+    channels_last_on_cpu = True  # a Gatys step at 512 px: 1.02-1.17x (benchmarks/results)
     # The TF-Lite release feeds (pixel - 127) / 128, i.e. [0, 1] -> roughly [-1, 1].
     INPUT_MEAN = (0.498, 0.498, 0.498)
     INPUT_STD = (0.502, 0.502, 0.502)

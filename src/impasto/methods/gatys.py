@@ -19,7 +19,7 @@ Departures from the paper, and why:
 - Total-variation regularisation (Mahendran & Vedaldi 2015; common in implementations).
 - The backbone is pluggable; each brings its own layers and weights (defaults per backbone).
 - On CUDA the backbone runs under bf16 autocast with channels_last (on the CPU too where the
-  backbone says it is faster: EfficientNet-Lite, 1.03-1.08x a step); Gram matrices and losses
+  backbone says it is faster: EfficientNet-Lite, 1.02-1.17x a step); Gram matrices and losses
   stay in float32.
 - A scale too large for ``max_memory`` is optimised tile by tile (impasto.tiled_refinement),
   each tile against the whole picture's style loss (impasto.perceptual.TiledGrams) and faded
