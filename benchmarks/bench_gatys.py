@@ -47,6 +47,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gatys_busy import measure_busy  # noqa: E402
 from gatys_end_to_end import (  # noqa: E402
+    CUDA_GRAPH,
     OLD_DEFAULT,
     PUBLISHED_REFERENCE,
     measure_end_to_end,
@@ -127,6 +128,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=True,
         help="time each end-to-end run's old default too (before issue 18: --steps at every "
         "scale, BatchNorm unfolded) and give the ratio",
+    )
+    add(
+        "--cuda-graph",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="on CUDA, time each end-to-end run with --cuda-graph too (judged against the "
+        "targets like the default: it changes the speed, not the result)",
     )
     add(
         "--random-weights",
@@ -253,9 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     document["machine"]["load_average_1min_at_end"] = load_average()
+    runs = [*document["end_to_end"], *(e["cuda_graph"] for e in document["end_to_end"]
+                                         if "cuda_graph" in e)]  # fmt: skip
     document["targets"] = [
-        {k: e[k] for k in ("device", "backbone", "size", "seconds")} | e["target"]
-        for e in document["end_to_end"]
+        {k: e[k] for k in ("device", "backbone", "size", "seconds", "speed_options")} | e["target"]
+        for e in runs
         if e.get("target")
     ]
     save()
@@ -380,6 +390,15 @@ def run(args, document, devices, sizes, warmup, e2e_steps, content, style, save)
                         entry["ratio_vs_old_default"] = round(old["seconds"] / entry["seconds"], 3)
                         note(f"  old default: {old['seconds']:.1f} s, {old['evaluations']} "
                              f"evaluations: x{entry['ratio_vs_old_default']}")  # fmt: skip
+                    if args.cuda_graph and device.type == "cuda":
+                        graphed = measure_end_to_end(backbone, device, size, content, style,
+                                                     e2e_steps, reference_ms,
+                                                     document["machine"], CUDA_GRAPH)  # fmt: skip
+                        entry["cuda_graph"] = graphed
+                        ratio = round(entry["seconds"] / graphed["seconds"], 3)
+                        entry["ratio_cuda_graph_vs_default"] = ratio
+                        note(f"  --cuda-graph: {graphed['seconds']:.2f} s: x{ratio} "
+                             f"{' '.join(graphed['notes'])}")  # fmt: skip
                 document["end_to_end"].append(entry)
                 free_memory(device)
                 save()

@@ -24,14 +24,7 @@ TRAIN_SECONDS=${TRAIN_SECONDS:-150}
 WORK=/tmp/impasto-gpu-work
 rm -rf "$WORK"
 mkdir -p "$OUT" "$WORK"
-export PYTHONUNBUFFERED=1 IMPASTO_OFFLINE=1
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-[ -d .gpu/site ] && export PYTHONPATH="$PWD/.gpu/site:$PYTHONPATH"
-exec > >(tee -a "$OUT/session.log") 2>&1
-started=$SECONDS
-stamp() { echo "== [$((SECONDS - started)) s] $*"; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-python3 -c "import torch; print('torch', torch.__version__)"
+source benchmarks/gpu_session_start.sh
 
 stamp "1. bench_arbitrary on CUDA"
 timeout 150 python3 benchmarks/bench_arbitrary.py --devices cuda --sizes 512 1024 \

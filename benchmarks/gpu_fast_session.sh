@@ -27,14 +27,7 @@ not shipped, only the weights trained on them."
 WORK=/tmp/impasto-gpu-work
 rm -rf "$WORK"
 mkdir -p "$OUT" "$WORK"
-export PYTHONUNBUFFERED=1 IMPASTO_OFFLINE=1
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-[ -d .gpu/site ] && export PYTHONPATH="$PWD/.gpu/site:$PYTHONPATH"
-exec > >(tee -a "$OUT/session.log") 2>&1
-started=$SECONDS
-stamp() { echo "== [$((SECONDS - started)) s] $*"; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-python3 -c "import torch; print('torch', torch.__version__)"
+source benchmarks/gpu_session_start.sh
 
 MODEL="$WORK/model"
 train() {  # always run in a subshell (& or |): exec makes $! python's own pid

@@ -50,8 +50,9 @@ def uses_bf16(device: torch.device, precision: str) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
-def autocast(device: torch.device, precision: str):
-    """A context manager: bf16 autocast when ``uses_bf16``, else nothing (float32)."""
+def autocast(device: torch.device, precision: str, cache: bool = True):
+    """A context manager: bf16 autocast when ``uses_bf16``, else nothing (float32). ``cache``:
+    autocast's cache of cast weights, which must be off inside a CUDA graph capture."""
     if uses_bf16(device, precision):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()

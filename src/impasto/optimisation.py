@@ -37,8 +37,8 @@ class EvaluationBudget:
             raise BudgetSpent
         self.left -= 1
 
-    def offer(self, loss: torch.Tensor, image: torch.Tensor) -> None:
-        value = float(loss.detach())
+    def offer(self, value: float, image: torch.Tensor) -> None:
+        """``image``'s loss is ``value``: keep a copy of it if it is the best yet."""
         if value < self.best_loss or self.best_image is None:
             self.best_loss = value
             self.best_image = image.detach().clone()
