@@ -391,17 +391,28 @@ def run(args, document, devices, sizes, warmup, e2e_steps, content, style, save)
                         note(f"  old default: {old['seconds']:.1f} s, {old['evaluations']} "
                              f"evaluations: x{entry['ratio_vs_old_default']}")  # fmt: skip
                     if args.cuda_graph and device.type == "cuda":
-                        graphed = measure_end_to_end(backbone, device, size, content, style,
-                                                     e2e_steps, reference_ms,
-                                                     document["machine"], CUDA_GRAPH)  # fmt: skip
-                        entry["cuda_graph"] = graphed
-                        ratio = round(entry["seconds"] / graphed["seconds"], 3)
-                        entry["ratio_cuda_graph_vs_default"] = ratio
-                        note(f"  --cuda-graph: {graphed['seconds']:.2f} s: x{ratio} "
-                             f"{' '.join(graphed['notes'])}")  # fmt: skip
+                        cuda_graph_run(entry, backbone, device, size, content, style, e2e_steps,
+                                       reference_ms, document["machine"])  # fmt: skip
                 document["end_to_end"].append(entry)
                 free_memory(device)
                 save()
+
+
+def cuda_graph_run(entry, backbone, device, size, content, style, steps, reference_ms,
+                   machine) -> None:  # fmt: skip
+    """The end-to-end run with --cuda-graph beside ``entry`` (a failure is recorded, not
+    raised: the default's entry stays)."""
+    try:
+        graphed = measure_end_to_end(backbone, device, size, content, style, steps, reference_ms,
+                                     machine, CUDA_GRAPH)  # fmt: skip
+    except Exception as error:  # noqa: BLE001 - report and go on
+        entry["cuda_graph"] = {"error": error_text(error)}
+        note(f"  --cuda-graph FAILED: {entry['cuda_graph']['error'][:300]}")
+        return
+    entry["cuda_graph"] = graphed
+    entry["ratio_cuda_graph_vs_default"] = round(entry["seconds"] / graphed["seconds"], 3)
+    note(f"  --cuda-graph: {graphed['seconds']:.2f} s: x{entry['ratio_cuda_graph_vs_default']} "
+         f"{' '.join(graphed['notes'])}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ evaluation. The last test runs the real torch.cuda graphs where a GPU is present
 """
 
 import contextlib
+from unittest import mock
 
 import pytest
 import torch
+from PIL import Image
 
 from impasto import cuda_graphs
 from impasto.backbones import load_backbone
@@ -26,21 +28,44 @@ def tensors_of(outputs):
     return [total, *terms.values(), gradient]
 
 
+@contextlib.contextmanager
+def waits_refused():
+    """What a capture (and CUDA's sync debug mode "error") does to a step that reads a tensor's
+    value on the host: it raises."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("called a synchronizing CUDA operation")
+
+    with contextlib.ExitStack() as stack:
+        for name in ("item", "__float__", "tolist"):
+            stack.enter_context(mock.patch.object(torch.Tensor, name, refuse))
+        yield
+
+
 class ReplayingGraphs:
-    """A CUDA graph's contract on the CPU: capture runs the step to learn its outputs and then
-    blanks them (a capture computes nothing); replay recomputes into those same tensors."""
+    """A CUDA graph's contract on the CPU: capture runs the step (refusing waits, as a capture
+    does) to learn its outputs and then blanks them (a capture computes nothing); replay
+    recomputes into those same tensors, from the same image memory."""
 
     def __init__(self) -> None:
         self.replays = 0
+        self.captures = 0
+        self.broken = None
         self.image = None  # when known: a replay leaves its .grad as the optimiser left it
 
     def side_stream(self):
         return contextlib.nullcontext()
 
+    def waits_refused(self):
+        return waits_refused()
+
     def capture(self, run):
-        outputs = run()
+        self.captures += 1
+        with waits_refused():
+            outputs = run()
         for tensor in tensors_of(outputs):
             tensor.detach().fill_(float("nan"))
+        address = tensors_of(outputs)[-1].data_ptr()
 
         def replay():
             self.replays += 1
@@ -50,6 +75,7 @@ class ReplayingGraphs:
                     static.copy_(new)
             if self.image is not None:
                 self.image.grad = None  # as optimise's closure left it: a replay runs no Python
+            assert tensors_of(outputs)[-1].data_ptr() == address
 
         return outputs, replay
 
@@ -63,7 +89,10 @@ class ForgetfulGraphs(ReplayingGraphs):
 
 
 class FailingGraphs(ReplayingGraphs):
+    """A capture that fails once the step has run (its gradient already set)."""
+
     def capture(self, run):
+        run()
         raise RuntimeError("operation not permitted when stream is capturing")
 
 
@@ -89,8 +118,8 @@ def pictures():
     )
 
 
-def optimised(objective, start, steps, graphs=None):
-    """(the image after ``steps`` L-BFGS evaluations, the total of each, the evaluation)."""
+def optimised(objective, start, steps, graphs=None, optimizer="lbfgs"):
+    """(the image after ``steps`` evaluations, the total of each, the evaluation)."""
     image = start.clone().requires_grad_(True)
     budget = EvaluationBudget(steps)
     evaluation = GraphedEvaluation(objective, image, graphs) if graphs else None
@@ -105,19 +134,22 @@ def optimised(objective, start, steps, graphs=None):
         budget.offer(float(total), image)
         return total
 
-    optimise(image, evaluate, steps, budget)
+    optimise(image, evaluate, steps, budget, optimizer=optimizer)
     return image.detach(), totals, evaluation
 
 
-def test_a_faithful_graph_changes_no_result_and_replays_after_the_warmup(tiny, pictures):
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_a_faithful_graph_changes_no_result_and_replays_after_the_warmup(tiny, pictures,
+                                                                         optimizer):  # fmt: skip
     objective = objective_on(tiny, *pictures)
-    eager, eager_totals, _ = optimised(objective, pictures[0], 12)
+    eager, eager_totals, _ = optimised(objective, pictures[0], 12, optimizer=optimizer)
     graphs = ReplayingGraphs()
-    replayed, totals, evaluation = optimised(objective, pictures[0], 12, graphs)
-    assert evaluation.fallback is None
+    replayed, totals, evaluation = optimised(objective, pictures[0], 12, graphs, optimizer)
+    assert evaluation.fallback is None and graphs.broken is None
     assert totals == eager_totals
     assert torch.equal(replayed, eager)
     # the capture's own evaluation is its first replay; every later one is a replay
+    assert graphs.captures == 1
     assert graphs.replays == 12 - cuda_graphs.WARMUP_EVALUATIONS
     assert eager_totals[-1] < eager_totals[0]
 
@@ -131,6 +163,7 @@ def test_a_broken_graph_is_caught_and_the_run_stays_eager(tiny, pictures, graphs
     eager, eager_totals, _ = optimised(objective, pictures[0], 10)
     result, totals, evaluation = optimised(objective, pictures[0], 10, graphs)
     assert evaluation.fallback.startswith(why)
+    assert graphs.broken == evaluation.fallback  # and the next scale will not try again
     assert totals == eager_totals
     assert torch.equal(result, eager)
 
@@ -147,11 +180,12 @@ def test_the_check_names_how_far_a_replay_is_off():
     assert "no gradient" in cuda_graphs.replay_disagrees(eager, gradient, eager[0], None)
 
 
-def run_gatys(tiny, pictures, graphs, monkeypatch, notes):
+def run_gatys(tiny, pictures, graphs, monkeypatch, notes, **options):
     monkeypatch.setattr(gatys, "graphs_for", lambda config, device: graphs)
-    config = GatysConfig(size=48, steps=8, scales=2, backbone="tiny", device="cpu",
-                         cuda_graph=True)  # fmt: skip
-    return stylize(pictures[0], [pictures[1]], config, backbone=tiny, notify=notes.append)
+    options = {"size": 48, "steps": 12, "scales": 2, "backbone": "tiny", "device": "cpu",
+               "cuda_graph": True, **options}  # fmt: skip
+    return stylize(pictures[0], [pictures[1]], GatysConfig(**options), backbone=tiny,
+                   notify=notes.append)  # fmt: skip
 
 
 def test_gatys_through_a_faithful_graph_gives_the_eager_result(tiny, pictures, monkeypatch):
@@ -160,18 +194,44 @@ def test_gatys_through_a_faithful_graph_gives_the_eager_result(tiny, pictures, m
     graphs = ReplayingGraphs()
     replayed = run_gatys(tiny, pictures, graphs, monkeypatch, notes)
     assert notes == []
-    assert graphs.replays > 0
+    assert graphs.captures == 2  # one a scale: 12 and 10 evaluations
     assert replayed.history == eager.history
     assert torch.equal(replayed.image, eager.image)
 
 
-def test_gatys_says_which_scale_ran_without_its_graph(tiny, pictures, monkeypatch):
+def test_a_scale_too_short_for_a_capture_runs_eagerly(tiny, pictures, monkeypatch):
+    graphs = ReplayingGraphs()
+    steps = cuda_graphs.MIN_GRAPHED_EVALUATIONS - 1
+    run_gatys(tiny, pictures, graphs, monkeypatch, [], steps=steps, scales=1)
+    assert graphs.captures == 0
+    run_gatys(tiny, pictures, graphs, monkeypatch, [], steps=steps + 1, scales=1)
+    assert graphs.captures == 1
+
+
+def test_gatys_says_once_that_its_graph_is_off(tiny, pictures, monkeypatch):
     notes = []
     eager = run_gatys(tiny, pictures, None, monkeypatch, notes)
-    result = run_gatys(tiny, pictures, ForgetfulGraphs(), monkeypatch, notes)
-    assert len(notes) == 2  # one line per scale
-    assert notes[0].startswith("--cuda-graph: scale 1/2")
+    graphs = ForgetfulGraphs()
+    result = run_gatys(tiny, pictures, graphs, monkeypatch, notes)
+    assert graphs.captures == 1  # the second scale does not try again
+    assert len(notes) == 1
+    assert notes[0].startswith("--cuda-graph: off from scale 1/2")
     assert "its replay differs from an eager evaluation" in notes[0]
+    assert torch.equal(result.image, eager.image)
+
+
+def test_a_step_that_waits_for_the_device_is_never_captured(tiny, pictures, monkeypatch,
+                                                            tmp_path):  # fmt: skip
+    # --mask's style loss reads each region's share on the host: no capture can hold it
+    mask = tmp_path / "mask.png"
+    Image.new("L", (60, 40), 255).save(mask)
+    notes = []
+    eager = run_gatys(tiny, pictures, None, monkeypatch, notes, mask=[str(mask)])
+    graphs = ReplayingGraphs()
+    result = run_gatys(tiny, pictures, graphs, monkeypatch, notes, mask=[str(mask)])
+    assert graphs.captures == 0
+    assert len(notes) == 1 and "the step waits for the GPU" in notes[0]
+    assert result.history == eager.history
     assert torch.equal(result.image, eager.image)
 
 
@@ -180,6 +240,7 @@ def test_graphs_only_where_they_can_run():
     assert gatys.graphs_for(GatysConfig(cuda_graph=True), cpu) is None
     assert gatys.graphs_for(GatysConfig(cuda_graph=False), cuda) is None
     assert gatys.graphs_for(GatysConfig(cuda_graph=True, photorealistic=True), cuda) is None
+    assert gatys.graphs_for(GatysConfig(cuda_graph=True, compile=True), cuda) is None
     assert isinstance(gatys.graphs_for(GatysConfig(cuda_graph=True), cuda), cuda_graphs.CudaGraphs)
 
 
@@ -194,3 +255,18 @@ def test_a_real_cuda_graph_replays_the_eager_step():
     assert evaluation.fallback is None and evaluation.replay is not None
     assert totals == pytest.approx(eager_totals, rel=1e-3)
     assert torch.allclose(replayed, eager, atol=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gatys_on_cuda_with_its_graph_matches_the_eager_run():
+    # the production path: bf16 autocast, channels_last, cuDNN's autotuning, two scales
+    backbone, notes = load_backbone("tiny"), []
+    content, style = torch.rand(1, 3, 96, 128), torch.rand(1, 3, 64, 64)
+    runs = [stylize(content, [style], GatysConfig(size=128, steps=30, scales=2, device="cuda",
+                                                  backbone="tiny", cuda_graph=graph),
+                    backbone=backbone, notify=notes.append)
+            for graph in (False, True)]  # fmt: skip
+    assert notes == []
+    eager, graphed = runs
+    assert graphed.history[-1]["total"] == pytest.approx(eager.history[-1]["total"], rel=0.05)
+    assert (graphed.image - eager.image).abs().mean() < 0.02

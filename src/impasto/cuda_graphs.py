@@ -6,16 +6,20 @@ hundreds of small kernels, each launched from Python).
 How (torch.cuda.CUDAGraph, the "whole network capture" recipe of PyTorch's CUDA semantics
 notes): the optimised image is a tensor that L-BFGS and Adam update in place, so its address
 never changes within a scale. The first WARMUP_EVALUATIONS evaluations run eagerly on a side
-stream (cuDNN picks its algorithms, autograd sets itself up); the next one captures the forward
-and backward once, replays the graph, and checks the replay against an eager evaluation of the
-same image. From then on every evaluation is one replay: the loss terms and the gradient are
-written into the same tensors each time (``image.grad`` is pointed back at the graph's own
-gradient after each replay, since optimisers set it to None between evaluations).
+stream (cuDNN picks its algorithms, autograd sets itself up), the last of them with every
+operation that waits for the GPU refused, since a capture cannot hold one (e.g. a float() of a
+tensor in the loss). The next evaluation captures the forward and backward once, replays the
+graph, and checks the replay against an eager evaluation of the same image. From then on every
+evaluation is one replay: the loss terms and the gradient are written into the same tensors
+each time (``image.grad`` is pointed back at the graph's own gradient after each replay, since
+optimisers set it to None between evaluations).
 
-Safety: a capture that fails, or a replay that disagrees with the eager evaluation beyond
-REPLAY_TOLERANCE, leaves the evaluation eager for the rest of the scale, and ``fallback`` says
-why (the method reports it in one line). Autocast's weight cache must be off inside a capture
-(``impasto.devices.autocast(..., cache=False)``).
+Safety: a step that waits for the GPU, a capture that fails, or a replay that differs from the
+eager evaluation beyond REPLAY_TOLERANCE turns the graphs off for the rest of the run
+(``CudaGraphs.broken`` says why; the method reports it in one line): a failed capture can leave
+memory behind in torch's allocator, so it is not tried again. A scale of fewer than
+MIN_GRAPHED_EVALUATIONS runs eagerly (its capture would not pay off). Autocast's weight cache
+is off inside a capture (``impasto.devices.autocast(..., cache=False)``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ Terms = dict[str, torch.Tensor]
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, Terms]]
 
 WARMUP_EVALUATIONS = 3  # eager evaluations before the capture
+MIN_GRAPHED_EVALUATIONS = WARMUP_EVALUATIONS + 6  # fewer: the scale runs eagerly
 REPLAY_TOLERANCE = 1e-3  # relative difference allowed between a replay and an eager evaluation
 
 
@@ -42,12 +47,13 @@ def forward_backward(objective: Objective, image: torch.Tensor) -> tuple[torch.T
 
 
 class CudaGraphs:
-    """torch.cuda's graphs behind the two calls GraphedEvaluation makes (tests pass a stand-in
-    that runs on the CPU)."""
+    """torch.cuda's graphs behind the three calls GraphedEvaluation makes, for one run (tests
+    pass a stand-in that runs on the CPU). ``broken``: why they are off for the rest of it."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.stream: torch.cuda.Stream | None = None
+        self.broken: str | None = None
 
     @contextlib.contextmanager
     def side_stream(self):
@@ -56,22 +62,39 @@ class CudaGraphs:
             self.stream = torch.cuda.Stream(self.device)
         current = torch.cuda.current_stream(self.device)
         self.stream.wait_stream(current)
-        with torch.cuda.stream(self.stream):
+        try:
+            with torch.cuda.stream(self.stream):
+                yield
+        finally:
+            current.wait_stream(self.stream)
+
+    @contextlib.contextmanager
+    def waits_refused(self):
+        """Inside the block, an operation that waits for the GPU raises (as in a capture)."""
+        previous = torch.cuda.get_sync_debug_mode()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
             yield
-        current.wait_stream(self.stream)
+        finally:
+            torch.cuda.set_sync_debug_mode(previous)
 
     def capture(self, run: Callable[[], tuple]) -> tuple[tuple, Callable[[], None]]:
         """(the tensors ``run`` returned while captured, a function that replays it: each
         replay writes its results into those same tensors)."""
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            outputs = run()
+        stream = torch.cuda.current_stream(self.device)
+        try:
+            with torch.cuda.graph(graph):
+                outputs = run()
+        finally:  # a failed capture can leave its own stream current
+            torch.cuda.set_stream(stream)
         return outputs, graph.replay
 
 
 class GraphedEvaluation:
     """``forward_backward(objective, image)`` for one scale, replayed from a CUDA graph after
-    WARMUP_EVALUATIONS eager ones (see the module's notes). Call it once per evaluation."""
+    WARMUP_EVALUATIONS eager ones (see the module's notes). Call it once per evaluation;
+    ``fallback`` says why it stayed eager, if it did."""
 
     def __init__(self, objective: Objective, image: torch.Tensor, graphs) -> None:
         self.objective, self.image, self.graphs = objective, image, graphs
@@ -79,7 +102,7 @@ class GraphedEvaluation:
         self.replay: Callable[[], None] | None = None
         self.outputs: tuple[torch.Tensor, Terms] | None = None
         self.gradient: torch.Tensor | None = None
-        self.fallback: str | None = None  # why the evaluation stays eager
+        self.fallback: str | None = graphs.broken
 
     def __call__(self) -> tuple[torch.Tensor, Terms]:
         if self.replay is not None:
@@ -88,11 +111,24 @@ class GraphedEvaluation:
             return self.outputs
         if self.fallback is not None:
             return forward_backward(self.objective, self.image)
+        self.eager_left -= 1
         if self.eager_left > 0:
-            self.eager_left -= 1
             with self.graphs.side_stream():
                 return forward_backward(self.objective, self.image)
+        if self.eager_left == 0:
+            return self._last_warmup()
         return self._capture()
+
+    def _give_up(self, why: str) -> None:
+        self.fallback = self.graphs.broken = why
+
+    def _last_warmup(self) -> tuple[torch.Tensor, Terms]:
+        try:
+            with self.graphs.side_stream(), self.graphs.waits_refused():
+                return forward_backward(self.objective, self.image)
+        except RuntimeError as error:
+            self._give_up(f"the step waits for the GPU, which a capture cannot hold ({error})")
+        return forward_backward(self.objective, self.image)
 
     def _capture(self) -> tuple[torch.Tensor, Terms]:
         with self.graphs.side_stream():
@@ -107,13 +143,15 @@ class GraphedEvaluation:
             (total, terms, gradient), replay = self.graphs.capture(captured)
             replay()
         except Exception as error:  # noqa: BLE001 - any failure: stay eager, say why
-            self.fallback = f"the capture failed ({type(error).__name__}: {error})"
+            cause = f"; after: {error.__context__}" if error.__context__ else ""
+            self._give_up(f"the capture failed ({type(error).__name__}: {error}{cause})")
         else:
-            self.fallback = replay_disagrees(eager, eager_gradient, total, gradient)
-            if self.fallback is None:
+            why = replay_disagrees(eager, eager_gradient, total, gradient)
+            if why is None:
                 self.replay, self.outputs, self.gradient = replay, (total, terms), gradient
                 self.image.grad = gradient
                 return total, terms
+            self._give_up(why)
         self.image.grad = eager_gradient
         return eager
 

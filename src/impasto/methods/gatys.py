@@ -39,10 +39,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from .. import color, tiled_refinement
+from .. import color, cuda_graphs, tiled_refinement
 from ..backbones import BACKBONE_CHOICES, Backbone, load_backbone
 from ..config import keep_option, option, validate_config
-from ..cuda_graphs import CudaGraphs, GraphedEvaluation, forward_backward
 from ..devices import (
     AUTOCAST_PRECISIONS,
     DEVICE_CHOICES,
@@ -254,6 +253,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     if channels_last:
         backbone = backbone.to(memory_format=torch.channels_last)
     graphs = graphs_for(config, device)
+    said: list = []  # whether --cuda-graph's failure has been reported
     mixed = functools.partial(autocast, device, config.precision, cache=graphs is None)
     network = torch.compile(backbone, dynamic=False) if config.compile else backbone
     content = content.to(device)
@@ -309,15 +309,14 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         image = start.detach().contiguous().requires_grad_(True)
         budget = EvaluationBudget(steps)
         watched = budget if whole else None
-        graphed = None
-        evaluation = functools.partial(forward_backward, objective, image)
-        if graphs is not None and whole:  # tiles (memory is short there) stay eager
-            graphed = evaluation = GraphedEvaluation(objective, image, graphs)
+        evaluation = functools.partial(cuda_graphs.forward_backward, objective, image)
+        if graphs is not None and whole and steps >= cuda_graphs.MIN_GRAPHED_EVALUATIONS:
+            evaluation = cuda_graphs.GraphedEvaluation(objective, image, graphs)  # tiles: eager
 
         def evaluate():
             nonlocal step_count
             budget.spend()
-            total, terms = evaluation()
+            _, terms = evaluation()
             # one transfer from the device for every term, not one each
             values = dict(zip(terms, torch.stack([v.float() for v in terms.values()]).tolist(),
                               strict=True))  # fmt: skip
@@ -334,12 +333,12 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
             if config.save_every and step_count % config.save_every == 0 and whole:
                 preview = resize_to(image.detach().float().cpu(), *output)
             report(progress, ProgressEvent(stage, step_count, total_steps, values, preview))
-            return total
+            return values["total"]  # a number: the optimiser needs no other wait for the device
 
         optimise(image, evaluate, steps, budget, optimizer=config.optimizer,
                  learning_rate=config.learning_rate)  # fmt: skip
-        if graphed is not None and graphed.fallback and notify is not None:
-            notify(f"--cuda-graph: {stage} ran without it: {graphed.fallback}")
+        if graphs is not None and graphs.broken and not said and notify is not None:
+            said.append(notify(f"--cuda-graph: off from {stage} on: {graphs.broken}"))
         return image.detach()
 
     with partial_kept_on_stop(so_far):
@@ -414,11 +413,12 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
                        details={"scale_sizes": sizes, "tiles": counts})  # fmt: skip
 
 
-def graphs_for(config: GatysConfig, device: torch.device) -> CudaGraphs | None:
+def graphs_for(config: GatysConfig, device: torch.device) -> cuda_graphs.CudaGraphs | None:
     """CUDA graphs for the evaluations, where asked for and possible: on CUDA, without the
-    photorealism regulariser (its sparse product is left eager)."""
-    if config.cuda_graph and device.type == "cuda" and not config.photorealistic:
-        return CudaGraphs(device)
+    photorealism regulariser (its sparse product is left eager) or torch.compile."""
+    if config.cuda_graph and device.type == "cuda" and not (config.photorealistic
+                                                             or config.compile):  # fmt: skip
+        return cuda_graphs.CudaGraphs(device)
     return None
 
 
