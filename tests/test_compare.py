@@ -52,6 +52,13 @@ def pics(tmp_path):
     return paths
 
 
+def compare_cli(pics, sheet, *extra) -> int:
+    """``impasto compare`` on the pair, tiny backbone, 40 px, 2 steps: its exit code."""
+    return cli.main(["compare", str(pics["content"]), str(pics["style"]), "--grid-out",
+                     str(sheet), "--backbone", "tiny", "--size", "40", "--steps", "2",
+                     *extra])  # fmt: skip
+
+
 def test_parse_setting_types():
     options = parse_setting("style_weight=3e4, preserve_color=luminance,steps=5,scales=none")
     assert options == {
@@ -207,10 +214,7 @@ def test_cli_compare_without_settings_runs_every_method_of_the_table(pics, tmp_p
     from impasto.methods.registry import METHODS
 
     sheet, report = tmp_path / "sheet.png", tmp_path / "scores.json"
-    code = cli.main(
-        ["compare", str(pics["content"]), str(pics["style"]), "--grid-out", str(sheet),
-         "--json", str(report), "--backbone", "tiny", "--size", "40", "--steps", "2"]
-    )  # fmt: skip
+    code = compare_cli(pics, sheet, "--json", str(report))
     err = capsys.readouterr().err
     assert code == 0, err
     entries = json.loads(report.read_text())
@@ -227,6 +231,37 @@ def test_cli_compare_without_settings_runs_every_method_of_the_table(pics, tmp_p
     assert len(list((tmp_path / "sheet").iterdir())) == len(METHODS)
 
 
+def test_cli_compare_leaves_out_a_method_whose_weights_are_not_here(pics, tmp_path, capsys,
+                                                                    monkeypatch):  # fmt: skip
+    # a fresh install with the diffusion extra: no model in the Hugging Face cache yet
+    pytest.importorskip("diffusers")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    from impasto.methods.registry import available_methods
+
+    sheet, report = tmp_path / "sheet.png", tmp_path / "scores.json"
+    code = compare_cli(pics, sheet, "--json", str(report))
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "left out: method diffusion: the base model" in err
+    assert "`impasto download sdxl`" in err
+    methods = [entry["options"].get("method", "gatys") for entry in json.loads(report.read_text())]
+    assert methods == [name for name in available_methods() if name != "diffusion"]
+    assert sheet.exists()
+
+
+def test_cli_compare_says_a_setting_lacks_its_weights_before_any_work(pics, tmp_path, capsys,
+                                                                      monkeypatch):  # fmt: skip
+    pytest.importorskip("diffusers")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    sheet = tmp_path / "sheet.png"
+    code = compare_cli(pics, sheet, "--settings", "method=gatys", "method=diffusion")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "[1/2]" not in err  # gatys did not run first, only to be thrown away
+    assert error_line(err).startswith("impasto: error: setting 'method=diffusion': the base model")
+    assert not sheet.exists()
+
+
 @pytest.mark.parametrize(
     "extra",
     [
@@ -236,10 +271,7 @@ def test_cli_compare_without_settings_runs_every_method_of_the_table(pics, tmp_p
 )
 def test_cli_compare_bad_setting(pics, tmp_path, capsys, extra):
     sheet = tmp_path / "sheet.png"
-    code = cli.main(
-        ["compare", str(pics["content"]), str(pics["style"]), "--grid-out", str(sheet),
-         "--backbone", "tiny", "--size", "40", "--steps", "2", *extra]
-    )  # fmt: skip
+    code = compare_cli(pics, sheet, *extra)
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("impasto: error: ")

@@ -201,12 +201,22 @@ def _style_count(method: str) -> int:
     return 1 if entry(method).takes_styles else 0
 
 
-def default_settings() -> list[str]:
+def default_settings(notify: Callable[[str], Any] | None = None) -> list[str]:
     """One setting per available method at its defaults (plus what its row needs to run in a
-    comparison, e.g. a shipped model): what ``impasto compare`` runs without --settings."""
+    comparison, e.g. a shipped model): what ``impasto compare`` runs without --settings. A
+    method whose weights are not on this machine (the diffusion models before `impasto
+    download`) is left out, and ``notify`` says so with the command that fetches them."""
+    from .pipeline import make_config
+
     settings = []
     for name in available_methods():
-        extra = load_method(name).compare_options
+        method = load_method(name)
+        extra = method.compare_options
+        missing = method.missing_weights(make_config(name, dict(extra), _style_count(name)))
+        if missing is not None:
+            if notify is not None:
+                notify(f"left out: method {name}: {missing}")
+            continue
         settings.append(",".join([f"method={name}", *(f"{k}={v}" for k, v in extra.items())]))
     return settings
 
@@ -280,7 +290,8 @@ def compare(
 ) -> ComparisonResult:
     """Stylise ``content`` with ``style`` once per setting and score each result.
 
-    ``settings``: None runs ``default_settings()`` (every available method). ``base_options``:
+    ``settings``: None runs ``default_settings()`` (every method that can run here: one whose
+    weights are missing is left out, said through ``notify``). ``base_options``:
     options shared by every run, applied to each method that has them (a setting overrides
     them); every run uses the same seed unless a setting names one. ``progress(index, total,
     row)`` is called after each finished setting; ``events`` receives the progress events of
@@ -318,7 +329,7 @@ def compare_pairs(
     is called after each result, counting over every pair (total: pairs x settings); a notice
     (e.g. a backbone fallback) reaches ``notify`` once. The rest as ``compare``.
     """
-    plans = _plans(default_settings() if settings is None else settings, base_options)
+    plans = _plans(default_settings(notify) if settings is None else settings, base_options)
     loaded = _load_pairs(_checked_pairs(pairs))
     said: set[str] = set()  # a notice (e.g. a backbone fallback) is said once, not per setting
 
@@ -366,6 +377,9 @@ def _plans(
             config = make_config(method, {**shared, **options}, _style_count(method))
         except InputError as error:
             raise InputError(f"setting {label!r}: {error}") from None
+        missing = load_method(method).missing_weights(config)
+        if missing is not None:  # said now, not after the settings before it have run
+            raise WeightsError(f"setting {label!r}: {missing}")
         plans.append((label, method, options, config))
     return plans
 

@@ -24,7 +24,7 @@ def add_parser(commands, argv: Sequence[str], selected: bool) -> None:
         "and the sheet has one row per pair. A setting is KEY=VALUE[,KEY=VALUE...] of a method's "
         "options with underscores, e.g. style_weight=3e4,preserve_color=luminance or "
         "method=fast,model=vangogh-bedroom. Without --settings: every available method at its "
-        "defaults.",
+        "defaults (one whose models are not on this machine is left out, said in one line).",
     )
     # Values are checked by the library (impasto.compare), which would import torch here.
     parser.add_argument(
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, terminal: Terminal) -> int:
         for name in ("size", "steps", "backbone", "seed")
         if getattr(args, name) is not None
     }
-    settings = compare.default_settings() if args.settings is None else args.settings
+    settings = compare.default_settings(terminal.line) if args.settings is None else args.settings
     parsed = compare.parse_settings(settings)
     grid = images.check_output_path(args.grid_out, inputs=inputs)
     report_paths = [grid]

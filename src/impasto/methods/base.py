@@ -190,6 +190,11 @@ class Method(ABC):
         ``style_count``: how many style images come with it (None: not known yet)."""
         return None
 
+    def missing_weights(self, config: Any) -> str | None:
+        """What ``config`` needs that is not on this machine and is not fetched on its own
+        (the line that says how to fetch it), or None: a look at the disk, nothing loaded."""
+        return None
+
     @abstractmethod
     def prepare(
         self,

@@ -276,6 +276,27 @@ class DiffusionMethod(Method):
         for spec in config.lora or []:
             parse_lora(spec)
 
+    def missing_weights(self, config: DiffusionConfig) -> str | None:
+        from .. import diffusion_parts as parts
+        from ..errors import WeightsError
+
+        asked = FAMILIES["sd15" if config.family == "sd15" else "sdxl"]  # auto: SDXL's
+        try:
+            base = parts.local_folder(config.base or asked.base, "the base model", asked.name)
+            family = family_of(base, config.family)
+            needed = [(config.ip_adapter, "the IP-Adapter", f"ip-adapter-{family.name}")]
+            if config.control != "none":
+                needed.append((config.controlnet or family.controlnets[config.control],
+                               f"the {config.control} ControlNet",
+                               f"controlnet-{config.control}-{family.name}"))  # fmt: skip
+            if config.control == "depth":
+                needed.append((config.depth_model, "the depth estimator", "depth-anything"))
+            for ref, what, fetch in needed:
+                parts.local_folder(ref, what, fetch)
+        except WeightsError as error:
+            return str(error)
+        return None
+
     def prepare(
         self, config: DiffusionConfig, styles: Sequence[torch.Tensor], *, backbone=None, notify=None
     ) -> DiffusionRunner:
