@@ -132,8 +132,8 @@ def test_gatys_in_tiles_optimises_the_whole_picture_without_seams(monkeypatch):
     config = gatys.GatysConfig(size=1200, scales=2, steps=8, backbone="tiny", device="cpu")
     whole = gatys.stylize(content, [style], config, backbone=tiny)
     real_core = gatys.tile_core
-    monkeypatch.setattr(gatys, "tile_core", lambda h, w, budget, config: 400 if w == 1200 else
-                        real_core(h, w, budget, config))  # fmt: skip
+    monkeypatch.setattr(gatys, "tile_core", lambda h, w, budget, config, per_pixel: 400
+                        if w == 1200 else real_core(h, w, budget, config, per_pixel))  # fmt: skip
     tiled = gatys.stylize(content, [style], config, backbone=tiny)
     assert tiled.details["tiles"] == [1, 6]
     assert len(tiled.history) == 8 * 7
@@ -170,9 +170,10 @@ def test_too_little_memory_for_one_tile_is_one_line(tmp_path, capsys):
 
 
 def test_tile_core_counts_the_photorealistic_regulariser():
-    plain = gatys.tile_core(3072, 4096, 8 * 2**30, gatys.GatysConfig())
-    photoreal = gatys.tile_core(3072, 4096, 8 * 2**30, gatys.GatysConfig(photorealistic=True))
+    plain = gatys.tile_core(3072, 4096, 8 * 2**30, gatys.GatysConfig(), 4000)
+    photoreal = gatys.tile_core(3072, 4096, 8 * 2**30, gatys.GatysConfig(photorealistic=True),
+                                4000)  # fmt: skip
     assert photoreal < plain
-    assert math.isclose((plain + 2 * MARGIN) ** 2 * gatys.BYTES_PER_PIXEL,
+    assert math.isclose((plain + 2 * MARGIN) ** 2 * 4000,
                         8 * 2**30 - gatys.FIXED_BYTES - 3072 * 4096 *
                         gatys.PICTURE_BYTES_PER_PIXEL, rel_tol=0.01)  # fmt: skip

@@ -39,6 +39,10 @@ class Backbone(nn.Module):
     first_stride: int = 1
     # Whether a step runs faster in the channels_last layout on the CPU too (it does on CUDA).
     channels_last_on_cpu: bool = False
+    # Memory per optimised pixel in Gatys (the network's activations and their gradients,
+    # L-BFGS's curvature pairs), for tiling: measured where a network sets it (docs/tiling.md),
+    # else this, on the safe side.
+    optimised_bytes_per_pixel: int = 4000
 
     def __init__(self) -> None:
         super().__init__()

@@ -70,12 +70,10 @@ MIN_SCALE_STEPS = 10  # a finer scale's fewest evaluations under --step-decay
 MIN_SIDE = 16  # the short side every image needs at every scale (the backbones downsample)
 PHOTOREALISM_WEIGHT = 1e5  # --photorealistic, by trying it: docs/photo.md
 # Memory of one scale's optimisation, measured on the CPU (docs/tiling.md): the process and the
-# network, the picture-sized tensors, and per optimised pixel the network's activations and
-# their gradients plus L-BFGS's 2 x 50 image-sized vectors (it keeps 20 pairs since issue 18:
-# the figure, not remeasured, is up to 720 bytes a pixel on the safe side).
+# network, the picture-sized tensors, and per optimised pixel the backbone's
+# ``optimised_bytes_per_pixel`` (its activations and their gradients, L-BFGS's 2 x 20 vectors).
 FIXED_BYTES = 512 * 2**20
 PICTURE_BYTES_PER_PIXEL = 64
-BYTES_PER_PIXEL = 4000
 PHOTOREAL_BYTES_PER_PIXEL = 2000  # the matting Laplacian's 25 entries a pixel, and its build
 
 
@@ -278,7 +276,8 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     output = long_side_shape(height, width, config.size)  # a supersampled run's too
     budget = memory_budget(config.max_memory, device)
     shapes = [long_side_shape(height, width, size) for size in sizes]
-    tile_cores = [tile_core(*shape, budget, config) for shape in shapes]
+    tile_cores = [tile_core(*shape, budget, config, backbone.optimised_bytes_per_pixel)
+                  for shape in shapes]  # fmt: skip
     counts = [1 if core is None else len(tiled_refinement.windows(*shape, core))
               for shape, core in zip(shapes, tile_cores, strict=True)]  # fmt: skip
     total_steps = sum(steps * count for steps, count in zip(steps_at, counts, strict=True))
@@ -422,10 +421,11 @@ def graphs_for(config: GatysConfig, device: torch.device) -> cuda_graphs.CudaGra
     return None
 
 
-def tile_core(height: int, width: int, budget: int | None, config: GatysConfig) -> int | None:
+def tile_core(height: int, width: int, budget: int | None, config: GatysConfig,
+              network_bytes: int) -> int | None:  # fmt: skip
     """The largest tile core with which a ``height`` x ``width`` scale fits in ``budget`` bytes
-    (None: it runs whole)."""
-    per_pixel = BYTES_PER_PIXEL + (PHOTOREAL_BYTES_PER_PIXEL if config.photorealistic else 0)
+    with ``network_bytes`` a pixel for the network (None: it runs whole)."""
+    per_pixel = network_bytes + (PHOTOREAL_BYTES_PER_PIXEL if config.photorealistic else 0)
     fixed = FIXED_BYTES + height * width * PICTURE_BYTES_PER_PIXEL
     return tiled_refinement.largest_core(height, width, budget, per_pixel, fixed)
 
