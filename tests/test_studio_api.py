@@ -166,6 +166,17 @@ def test_bad_job_requests_are_422_with_the_reason(studio, body, words):
     assert words in error_of(studio.post("/api/jobs", json=body), 422)
 
 
+def test_a_method_whose_models_are_not_here_is_refused_before_it_is_queued(studio, monkeypatch):
+    # a fresh install with the diffusion extra: no model in the Hugging Face cache yet
+    pytest.importorskip("diffusers")
+    monkeypatch.setenv("HF_HUB_CACHE", "/nonexistent-hub-cache")
+    before = studio.get("/api/jobs").json()
+    body = {"kind": "stylize", "method": "diffusion", "content": PHOTO, "styles": [PAINTING]}
+    words = error_of(studio.post("/api/jobs", json=body), 422)
+    assert "is not on this machine: `impasto download sdxl` fetches it" in words
+    assert studio.get("/api/jobs").json() == before
+
+
 def test_a_request_that_is_not_a_json_object_is_400(studio):
     bad = studio.post("/api/jobs", content=b"{not json", headers={"content-type": "x"})
     assert "not JSON" in error_of(bad, 400)

@@ -180,9 +180,12 @@ def stylize_request(body: dict[str, Any], input_kind: Callable[[str], str],
     elif model:
         raise InputError(f"method '{method}' takes no model")
     try:
-        pipeline.make_config(method, options, style_count=len(styles))
+        config = pipeline.make_config(method, options, style_count=len(styles))
     except InputError as error:
         raise InputError(_in_words(str(error))) from None
+    missing = load_method(method).missing_weights(config)
+    if missing is not None:  # said now, not by a job that fails in the queue
+        raise InputError(missing)
     request = {"kind": "stylize", "method": method, "content": content, "styles": styles,
                "options": body.get("options") or {}}  # fmt: skip
     if row.takes_model:
