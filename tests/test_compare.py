@@ -34,6 +34,7 @@ from impasto.compare import (
 from impasto.errors import InputError
 from impasto.images import load_image, sheet_size
 from impasto.images.sheet import LABEL_LINES, LINE_HEIGHT, PADDING, draw_rows, grid_columns
+from impasto.methods.registry import missing_requirement
 
 FAST = {"backbone": "tiny", "size": 40, "steps": 2}
 
@@ -234,7 +235,8 @@ def test_cli_compare_without_settings_runs_every_method_of_the_table(pics, tmp_p
 def test_cli_compare_leaves_out_a_method_whose_weights_are_not_here(pics, tmp_path, capsys,
                                                                     monkeypatch):  # fmt: skip
     # a fresh install with the diffusion extra: no model in the Hugging Face cache yet
-    pytest.importorskip("diffusers")
+    if missing_requirement("diffusion"):
+        pytest.skip(f"diffusion {missing_requirement('diffusion')}")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     from impasto.methods.registry import available_methods
 
@@ -251,7 +253,8 @@ def test_cli_compare_leaves_out_a_method_whose_weights_are_not_here(pics, tmp_pa
 
 def test_cli_compare_says_a_setting_lacks_its_weights_before_any_work(pics, tmp_path, capsys,
                                                                       monkeypatch):  # fmt: skip
-    pytest.importorskip("diffusers")
+    if missing_requirement("diffusion"):
+        pytest.skip(f"diffusion {missing_requirement('diffusion')}")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     sheet = tmp_path / "sheet.png"
     code = compare_cli(pics, sheet, "--settings", "method=gatys", "method=diffusion")

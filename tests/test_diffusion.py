@@ -6,6 +6,8 @@ proves the wiring, not the pictures a real SDXL makes."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -185,3 +187,28 @@ def test_family_sd15_without_a_base_loads_the_sd15_default():
     result = impasto.stylize(picture(8), [picture(9)], method="diffusion", family="sd15",
                              size=64, steps=2, device="cpu")  # fmt: skip
     assert result.details["family"] == "sd15" and result.image.shape[-1] == 64
+
+
+def test_missing_weights_names_every_model_a_fresh_install_lacks(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    method = load_method("diffusion")
+    config = DiffusionConfig(control="depth", prompt="auto")
+    missing = method.missing_weights(config)
+    for fetch in ("sdxl", "ip-adapter-sdxl", "controlnet-depth-sdxl", "depth-anything",
+                  "clip-text"):  # fmt: skip
+        assert f"`impasto download {fetch}`" in missing
+    assert "\n" not in missing
+
+
+def test_missing_weights_sees_an_adapter_folder_without_the_familys_file(tiny_repos, tmp_path):  # noqa: F811
+    # h94/IP-Adapter holds both families' adapters: the folder alone is not enough
+    method = load_method("diffusion")
+    assert method.missing_weights(DiffusionConfig(**options(tiny_repos))) is None
+    assert method.missing_weights(DiffusionConfig(**options(tiny_repos, "sd15"))) is None
+    only_sd15 = tmp_path / "adapter"
+    shutil.copytree(tiny_repos.ip_adapter / "models", only_sd15 / "models")
+    missing = method.missing_weights(
+        DiffusionConfig(**options(tiny_repos, ip_adapter=str(only_sd15)))
+    )
+    assert missing.startswith("the IP-Adapter's sdxl weights (sdxl_models/")
+    assert "`impasto download ip-adapter-sdxl`" in missing

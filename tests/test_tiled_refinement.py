@@ -177,3 +177,20 @@ def test_tile_core_counts_the_photorealistic_regulariser():
     assert math.isclose((plain + 2 * MARGIN) ** 2 * 4000,
                         8 * 2**30 - gatys.FIXED_BYTES - 3072 * 4096 *
                         gatys.PICTURE_BYTES_PER_PIXEL, rel_tol=0.01)  # fmt: skip
+
+
+def test_the_backbones_own_memory_figure_sizes_the_tiles(monkeypatch):
+    tiny = load_backbone("tiny")
+    tiny.optimised_bytes_per_pixel = 1234
+    seen = []
+    real_core = gatys.tile_core
+
+    def recording(height, width, budget, config, per_pixel):
+        seen.append(per_pixel)
+        return real_core(height, width, budget, config, per_pixel)
+
+    monkeypatch.setattr(gatys, "tile_core", recording)
+    config = gatys.GatysConfig(size=48, scales=2, steps=2, backbone="tiny", device="cpu")
+    gatys.stylize(torch.rand(1, 3, 40, 48), [torch.rand(1, 3, 32, 32)], config, backbone=tiny)
+    assert seen == [1234, 1234]
+    assert load_backbone("efficientnet-lite0").optimised_bytes_per_pixel == 2400  # measured

@@ -375,9 +375,9 @@ def _plans(
         shared = {k: v for k, v in base.items() if k in _fields(method)}
         try:
             config = make_config(method, {**shared, **options}, _style_count(method))
+            missing = load_method(method).missing_weights(config)
         except InputError as error:
             raise InputError(f"setting {label!r}: {error}") from None
-        missing = load_method(method).missing_weights(config)
         if missing is not None:  # said now, not after the settings before it have run
             raise WeightsError(f"setting {label!r}: {missing}")
         plans.append((label, method, options, config))

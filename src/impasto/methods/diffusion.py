@@ -277,25 +277,45 @@ class DiffusionMethod(Method):
             parse_lora(spec)
 
     def missing_weights(self, config: DiffusionConfig) -> str | None:
+        """Every model ``config`` needs that is not on this machine, each with the command that
+        fetches it, in one line (a fresh install learns them all at once)."""
         from .. import diffusion_parts as parts
         from ..errors import WeightsError
+        from ..style_words import CLIP_REPOSITORY
 
-        asked = FAMILIES["sd15" if config.family == "sd15" else "sdxl"]  # auto: SDXL's
-        try:
-            base = parts.local_folder(config.base or asked.base, "the base model", asked.name)
-            family = family_of(base, config.family)
-            needed = [(config.ip_adapter, "the IP-Adapter", f"ip-adapter-{family.name}")]
-            if config.control != "none":
-                needed.append((config.controlnet or family.controlnets[config.control],
-                               f"the {config.control} ControlNet",
-                               f"controlnet-{config.control}-{family.name}"))  # fmt: skip
-            if config.control == "depth":
-                needed.append((config.depth_model, "the depth estimator", "depth-anything"))
-            for ref, what, fetch in needed:
-                parts.local_folder(ref, what, fetch)
-        except WeightsError as error:
-            return str(error)
-        return None
+        problems: list[str] = []
+
+        def look(ref: str, what: str, fetch: str) -> Path | None:
+            try:
+                return parts.local_folder(ref, what, fetch)
+            except (WeightsError, InputError) as error:
+                problems.append(str(error))
+                return None
+
+        family = FAMILIES["sd15" if config.family == "sd15" else "sdxl"]  # auto: SDXL's
+        base = look(config.base or family.base, "the base model", family.name)
+        if base is not None:
+            try:
+                family = family_of(base, config.family)
+            except InputError as error:  # e.g. a download cut short: no model_index.json
+                problems.append(str(error))
+        adapter = look(config.ip_adapter, "the IP-Adapter", f"ip-adapter-{family.name}")
+        weights = Path(family.ip_subfolder, family.ip_weight)
+        if adapter is not None and not (adapter / weights).is_file():  # it holds both families'
+            problems.append(f"the IP-Adapter's {family.name} weights ({weights}) are not in "
+                            f"{adapter}: `impasto download ip-adapter-{family.name}` fetches "
+                            "them")  # fmt: skip
+        if config.control != "none":
+            look(
+                config.controlnet or family.controlnets[config.control],
+                f"the {config.control} ControlNet",
+                f"controlnet-{config.control}-{family.name}",
+            )
+        if config.control == "depth":
+            look(config.depth_model, "the depth estimator", "depth-anything")
+        if config.prompt.strip().lower() == "auto":
+            look(CLIP_REPOSITORY, "CLIP", "clip-text")
+        return "; ".join(problems) or None
 
     def prepare(
         self, config: DiffusionConfig, styles: Sequence[torch.Tensor], *, backbone=None, notify=None
