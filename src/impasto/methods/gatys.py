@@ -251,7 +251,6 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
     if channels_last:
         backbone = backbone.to(memory_format=torch.channels_last)
     graphs = graphs_for(config, device)
-    said: list = []  # whether --cuda-graph's failure has been reported
     mixed = functools.partial(autocast, device, config.precision, cache=graphs is None)
     network = torch.compile(backbone, dynamic=False) if config.compile else backbone
     content = content.to(device)
@@ -309,6 +308,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
         budget = EvaluationBudget(steps)
         watched = budget if whole else None
         evaluation = functools.partial(cuda_graphs.forward_backward, objective, image)
+        broken_before = graphs.broken if graphs is not None else None
         if graphs is not None and whole and steps >= cuda_graphs.MIN_GRAPHED_EVALUATIONS:
             evaluation = cuda_graphs.GraphedEvaluation(objective, image, graphs)  # tiles: eager
 
@@ -336,8 +336,8 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor],
 
         optimise(image, evaluate, steps, budget, optimizer=config.optimizer,
                  learning_rate=config.learning_rate)  # fmt: skip
-        if graphs is not None and graphs.broken and not said and notify is not None:
-            said.append(notify(f"--cuda-graph: off from {stage} on: {graphs.broken}"))
+        if graphs is not None and graphs.broken != broken_before and notify is not None:
+            notify(f"--cuda-graph: off from {stage} on: {graphs.broken}")  # said once: here
         return image.detach()
 
     with partial_kept_on_stop(so_far):
